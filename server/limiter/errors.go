@@ -1,0 +1,29 @@
+package limiter
+
+import "errors"
+
+// Errors the engine returns, wrapped with details. The server maps each to a gRPC
+// status code; callers test them with errors.Is.
+var (
+	// ErrPoolNotFound: no pool has that name.
+	ErrPoolNotFound = errors.New("pool not found")
+	// ErrPoolRemoved: the pool was removed from the configuration while the call waited.
+	ErrPoolRemoved = errors.New("pool removed")
+	// ErrCostTooLarge: the cost exceeds a bucket's capacity, so it can never be granted.
+	ErrCostTooLarge = errors.New("cost exceeds capacity")
+	// ErrQueueFull: the pool holds max_waiters already, or its predicted wait exceeds
+	// max_queue_wait, or it holds as many open leases as it may.
+	ErrQueueFull = errors.New("queue full")
+	// ErrRequestIDReused: a request id came back with a different cost or tenant.
+	ErrRequestIDReused = errors.New("request id reused with a different request")
+	// ErrGrantNotFound: no open lease has that grant id.
+	ErrGrantNotFound = errors.New("grant not found")
+	// ErrInvalidUsage: usage no bucket of the pool could ever hold.
+	ErrInvalidUsage = errors.New("invalid usage")
+	// ErrInvalidCost: a negative or absurd cost.
+	ErrInvalidCost = errors.New("invalid cost")
+	// ErrCancelled: the caller left before the grant.
+	ErrCancelled = errors.New("cancelled")
+	// ErrClosed: the limiter is shutting down.
+	ErrClosed = errors.New("limiter closed")
+)

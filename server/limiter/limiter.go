@@ -1,0 +1,277 @@
+package limiter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/quotad/quotad/internal/clock"
+	quotadv1 "github.com/quotad/quotad/proto/quotad/v1"
+)
+
+// Limiter holds one node's pools and makes callers wait for their grants. It is
+// safe for concurrent use: each pool is owned by its entry's mutex, and every
+// pool arms at most one timer, for the instant its next waiter can be paid.
+type Limiter struct {
+	clock clock.Clock
+	base  time.Time // engine time is nanoseconds since base, by the clock's monotonic reading
+
+	mu     sync.RWMutex // guards pools and closed
+	pools  map[string]*entry
+	closed bool
+}
+
+// entry owns one pool.
+type entry struct {
+	lim    *Limiter
+	mu     sync.Mutex // guards everything below, and the pool
+	pool   *Pool
+	timer  clock.Timer
+	wakeAt int64
+}
+
+// New returns a Limiter without pools.
+func New(c clock.Clock) *Limiter {
+	return &Limiter{clock: c, base: c.Now(), pools: make(map[string]*entry)}
+}
+
+func (l *Limiter) now() int64 { return int64(l.clock.Now().Sub(l.base)) }
+
+// Apply makes the set of pools equal cfgs: new pools start at their initial levels,
+// existing ones are reconfigured in place, and pools not in cfgs are removed, their
+// waiters failing with ErrPoolRemoved. A config that fails validation leaves its pool
+// as it was; the errors name the pools.
+func (l *Limiter) Apply(cfgs map[string]Config) error {
+	var errs []error
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for name, cfg := range cfgs {
+		if e := l.pools[name]; e != nil {
+			if err := e.reconfigure(cfg); err != nil {
+				errs = append(errs, fmt.Errorf("pool %q: %w", name, err))
+			}
+			continue
+		}
+		p, err := NewPool(cfg, l.now(), rand.Uint32())
+		if err != nil {
+			errs = append(errs, fmt.Errorf("pool %q: %w", name, err))
+			continue
+		}
+		l.pools[name] = &entry{lim: l, pool: p}
+	}
+	for name, e := range l.pools {
+		if _, ok := cfgs[name]; !ok {
+			delete(l.pools, name)
+			e.drain(fmt.Errorf("%w: %q", ErrPoolRemoved, name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (e *entry) reconfigure(cfg Config) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.lim.now()
+	err := e.pool.Reconfigure(now, cfg)
+	e.rearm(now)
+	return err
+}
+
+func (e *entry) drain(err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.pool.Drain(err)
+	if e.timer != nil {
+		e.timer.Stop()
+		e.timer, e.wakeAt = nil, 0
+	}
+}
+
+// Close fails every waiter with ErrClosed and refuses new Acquires.
+func (l *Limiter) Close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	for _, e := range l.pools {
+		e.drain(ErrClosed)
+	}
+}
+
+func (l *Limiter) entry(pool string) (*entry, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return nil, ErrClosed
+	}
+	e := l.pools[pool]
+	if e == nil {
+		return nil, fmt.Errorf("%w: %q", ErrPoolNotFound, pool)
+	}
+	return e, nil
+}
+
+// with runs fn on the pool under its lock, then rearms the pool's timer.
+func (l *Limiter) with(pool string, fn func(p *Pool, now int64) error) error {
+	e, err := l.entry(pool)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := l.now()
+	err = fn(e.pool, now)
+	e.rearm(now)
+	return err
+}
+
+// rearm points the pool's one timer at its next wake-up. Callers hold e.mu.
+func (e *entry) rearm(now int64) {
+	wake := e.pool.NextWake(now)
+	if wake == e.wakeAt {
+		return
+	}
+	if e.timer != nil {
+		e.timer.Stop()
+		e.timer = nil
+	}
+	e.wakeAt = wake
+	if wake != 0 {
+		e.timer = e.lim.clock.AfterFunc(time.Duration(wake-now), e.wake)
+	}
+}
+
+// wake is the pool's timer: grant what is now payable, then rearm.
+func (e *entry) wake() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.lim.now()
+	e.pool.Advance(now)
+	e.wakeAt = 0 // this timer has fired
+	e.timer = nil
+	e.rearm(now)
+}
+
+// Acquire asks pool for req.Cost and waits, within ctx and req.MaxWait, until it is
+// granted. A call refused by its wait budget is a Decision with Granted false and
+// RetryAfter set, not an error; ctx ending removes the waiter and charges nothing.
+func (l *Limiter) Acquire(ctx context.Context, pool string, req Request) (Decision, error) {
+	e, err := l.entry(pool)
+	if err != nil {
+		return Decision{}, err
+	}
+	e.mu.Lock()
+	now := l.now()
+	d, err := e.pool.Acquire(now, req)
+	w := d.Waiter
+	if w != nil && w.done == nil {
+		w.done = make(chan struct{})
+	}
+	e.rearm(now)
+	e.mu.Unlock()
+	if err != nil || w == nil {
+		return d, err
+	}
+	return e.wait(ctx, w, req)
+}
+
+// wait blocks until w is decided, ctx ends or req.MaxWait passes.
+func (e *entry) wait(ctx context.Context, w *Waiter, req Request) (Decision, error) {
+	var budget chan struct{}
+	if req.MaxWait > 0 {
+		budget = make(chan struct{})
+		t := e.lim.clock.AfterFunc(req.MaxWait, func() { close(budget) })
+		defer t.Stop()
+	}
+	var ctxErr error
+	select {
+	case <-w.done:
+	case <-ctx.Done():
+		ctxErr = ctx.Err()
+	case <-budget:
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.lim.now()
+	defer e.rearm(now)
+	switch w.state {
+	case waiterGranted:
+		if ctxErr == nil {
+			w.delivered = true
+			return Decision{Granted: true, Grant: w.grant, Seq: w.seq}, nil
+		}
+	case waiterFailed:
+		return Decision{Seq: w.seq}, w.err
+	}
+	e.pool.Leave(now, w)
+	if ctxErr != nil {
+		return Decision{Seq: w.seq}, ctxErr
+	}
+	retry := e.pool.predict(now, req.Tenant, e.pool.weight(req.Tenant), w.cost)
+	return Decision{Seq: w.seq, RetryAfter: time.Duration(retry)}, nil
+}
+
+// Report settles a grant of pool; see Pool.Report. A grant of another incarnation
+// of the pool is an unknown grant.
+func (l *Limiter) Report(pool string, id GrantID, u Usage, outcome Outcome, retryAfter time.Duration) (ReportResult, error) {
+	var res ReportResult
+	err := l.with(pool, func(p *Pool, now int64) (err error) {
+		res, err = p.Report(now, p.localSeq(id), u, outcome, retryAfter)
+		return err
+	})
+	return res, err
+}
+
+// Renew extends an open lease of pool; see Pool.Renew.
+func (l *Limiter) Renew(pool string, id GrantID) (time.Duration, error) {
+	var ttl time.Duration
+	err := l.with(pool, func(p *Pool, now int64) (err error) {
+		ttl, err = p.Renew(now, p.localSeq(id))
+		return err
+	})
+	return ttl, err
+}
+
+// Pools returns the names of the pools.
+func (l *Limiter) Pools() []string {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	names := make([]string, 0, len(l.pools))
+	for name := range l.pools {
+		names = append(names, name)
+	}
+	return names
+}
+
+// Status describes pool for GetPool.
+func (l *Limiter) Status(pool string) (*quotadv1.PoolStatus, error) {
+	var s *quotadv1.PoolStatus
+	err := l.with(pool, func(p *Pool, now int64) error {
+		s = p.Status(now, pool)
+		return nil
+	})
+	return s, err
+}
+
+// Snapshot returns the state of every pool, taken at the wall-clock time wall.
+func (l *Limiter) Snapshot(wall time.Time) []*quotadv1.PoolState {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	out := make([]*quotadv1.PoolState, 0, len(l.pools))
+	for name, e := range l.pools {
+		e.mu.Lock()
+		out = append(out, e.pool.Snapshot(l.now(), name, wall))
+		e.mu.Unlock()
+	}
+	return out
+}
+
+// Restore loads st into its pool, as of elapsed after it was taken. A state for a
+// pool the Limiter does not have is an ErrPoolNotFound.
+func (l *Limiter) Restore(st *quotadv1.PoolState, elapsed time.Duration) error {
+	return l.with(st.GetPool(), func(p *Pool, now int64) error {
+		return p.Restore(now, st, elapsed)
+	})
+}

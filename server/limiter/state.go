@@ -1,0 +1,173 @@
+package limiter
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	quotadv1 "github.com/quotad/quotad/proto/quotad/v1"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// StateFormat is the PoolState format this engine writes.
+const StateFormat = 1
+
+// Status describes the pool at now for GetPool.
+func (p *Pool) Status(now int64, name string) *quotadv1.PoolStatus {
+	p.tick(now)
+	s := &quotadv1.PoolStatus{
+		Pool:            name,
+		ConcurrentLimit: p.cfg.Concurrent,
+		InFlight:        p.inFlight,
+		Waiters:         int64(p.queue.n),
+		Unsettled:       costProto(p.unsettled),
+		Tombstones:      int64(p.tombs.n),
+		PausedFor:       durationpb.New(time.Duration(max(p.paused-now, 0))),
+		Shadow:          p.cfg.Shadow,
+		ShadowWaitTotal: durationpb.New(time.Duration(p.shadowWait)),
+		ShadowDelayed:   p.shadowDelayed,
+		NextSequence:    p.nextSeq,
+		LeaseTtl:        durationpb.New(p.cfg.LeaseTTL),
+	}
+	for i := range p.buckets {
+		b, l := &p.buckets[i], p.cfg.Limits[i]
+		level := b.level(now)
+		s.Limits = append(s.Limits, &quotadv1.LimitStatus{
+			Resource: l.Resource.String(),
+			Period:   durationpb.New(l.Period),
+			Amount:   b.rate.amount,
+			Capacity: b.rate.capacity,
+			Level:    level,
+			Debt:     max(-level, 0),
+		})
+	}
+	for name, t := range p.queue.tenants {
+		s.Tenants = append(s.Tenants, &quotadv1.TenantStatus{
+			Tenant: name, Weight: int64(t.weight), Waiters: int64(t.n), Queued: costProto(t.queued),
+		})
+	}
+	sort.Slice(s.Tenants, func(i, j int) bool { return s.Tenants[i].Tenant < s.Tenants[j].Tenant })
+	return s
+}
+
+func costProto(c Cost) *quotadv1.Cost {
+	return &quotadv1.Cost{Requests: c.Requests, InputTokens: c.InputTokens, OutputTokens: c.OutputTokens}
+}
+
+func costFromProto(c *quotadv1.Cost) Cost {
+	return Cost{Requests: c.GetRequests(), InputTokens: c.GetInputTokens(), OutputTokens: c.GetOutputTokens()}
+}
+
+var leaseStates = map[leaseState]quotadv1.LeaseState_State{
+	leaseOpen:     quotadv1.LeaseState_STATE_OPEN,
+	leaseExpired:  quotadv1.LeaseState_STATE_EXPIRED,
+	leaseReported: quotadv1.LeaseState_STATE_REPORTED,
+}
+
+// Snapshot returns the pool's whole state at now (waiters excepted: they belong to
+// the connections that wait). wall is the writer's wall clock.
+func (p *Pool) Snapshot(now int64, name string, wall time.Time) *quotadv1.PoolState {
+	p.tick(now)
+	st := &quotadv1.PoolState{
+		FormatVersion:   StateFormat,
+		Pool:            name,
+		Epoch:           p.epoch,
+		NextSequence:    p.nextSeq,
+		PausedFor:       durationpb.New(time.Duration(max(p.paused-now, 0))),
+		TakenAt:         timestamppb.New(wall),
+		ShadowWaitTotal: durationpb.New(time.Duration(p.shadowWait)),
+		ShadowDelayed:   p.shadowDelayed,
+	}
+	for i := range p.buckets {
+		st.Buckets = append(st.Buckets, &quotadv1.BucketState{
+			Resource: p.cfg.Limits[i].Resource.String(),
+			Period:   durationpb.New(p.cfg.Limits[i].Period),
+			Deficit:  durationpb.New(time.Duration(p.buckets[i].deficit(now))),
+		})
+	}
+	for _, list := range []*leaseList{&p.open, &p.tombs} {
+		for l := list.head; l != nil; l = l.next {
+			st.Leases = append(st.Leases, &quotadv1.LeaseState{
+				Sequence:  l.seq,
+				Cost:      costProto(l.cost),
+				RequestId: l.requestID,
+				State:     leaseStates[l.state],
+				ExpiresIn: durationpb.New(time.Duration(l.expires - now)),
+			})
+		}
+	}
+	return st
+}
+
+// Restore replaces the pool's buckets, leases and counters with st, as of elapsed
+// after it was taken (elapsed refills the buckets and runs down the leases). Buckets
+// are matched by resource and period; limits st lacks keep their current level.
+// Waiters are kept.
+func (p *Pool) Restore(now int64, st *quotadv1.PoolState, elapsed time.Duration) error {
+	if st.GetFormatVersion() > StateFormat {
+		return fmt.Errorf("pool state format %d is newer than this node's %d", st.GetFormatVersion(), StateFormat)
+	}
+	el := int64(max(elapsed, 0))
+	for _, bs := range st.GetBuckets() {
+		r, err := ParseResource(bs.GetResource())
+		if err != nil {
+			return fmt.Errorf("pool state: %w", err)
+		}
+		for i, l := range p.cfg.Limits {
+			if l.Resource == r && l.Period == bs.GetPeriod().AsDuration() {
+				d := int64(bs.GetDeficit().AsDuration()) - el
+				p.buckets[i].full = now + max(min(d, never), 0)
+			}
+		}
+	}
+	for l := p.open.head; l != nil; l = p.open.head {
+		p.open.remove(l)
+		p.closeLease(l)
+		p.forget(l)
+	}
+	for l := p.tombs.head; l != nil; l = p.tombs.head {
+		p.tombs.remove(l)
+		p.forget(l)
+	}
+	for _, ls := range st.GetLeases() {
+		p.restoreLease(now, ls, el)
+	}
+	p.epoch = st.GetEpoch()
+	p.nextSeq = max(p.nextSeq, st.GetNextSequence())
+	p.paused = now + int64(st.GetPausedFor().AsDuration()) - el
+	p.shadowWait = int64(st.GetShadowWaitTotal().AsDuration())
+	p.shadowDelayed = st.GetShadowDelayed()
+	p.Advance(now)
+	return nil
+}
+
+func (p *Pool) restoreLease(now int64, ls *quotadv1.LeaseState, elapsed int64) {
+	l := &lease{seq: ls.GetSequence(), cost: costFromProto(ls.GetCost()), requestID: ls.GetRequestId(),
+		expires: now + int64(ls.GetExpiresIn().AsDuration()) - elapsed}
+	switch ls.GetState() {
+	case quotadv1.LeaseState_STATE_OPEN:
+		l.state = leaseOpen
+	case quotadv1.LeaseState_STATE_REPORTED:
+		l.state = leaseReported
+	default:
+		l.state = leaseExpired
+	}
+	if p.leases == nil {
+		p.leases = make(map[uint64]*lease)
+	}
+	p.leases[l.seq] = l
+	if l.requestID != "" {
+		if p.byRequest == nil {
+			p.byRequest = make(map[string]*lease)
+		}
+		p.byRequest[l.requestID] = l
+	}
+	if l.state == leaseOpen {
+		p.open.insert(l)
+		p.inFlight++
+		p.unsettled = p.unsettled.add(l.cost)
+		return
+	}
+	p.tombs.insert(l)
+}

@@ -1,0 +1,155 @@
+package server
+
+import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/quotad/quotad/server/limiter"
+)
+
+// Metrics are one server's Prometheus metrics, registered on its own registry (no
+// package-global metrics). Per-tenant series are capped: tenants beyond the cap
+// are counted under the tenant label "_other".
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	grants        *prometheus.CounterVec
+	tenantGrants  *prometheus.CounterVec
+	refusals      *prometheus.CounterVec
+	wait          *prometheus.HistogramVec
+	reports       *prometheus.CounterVec
+	providerLimit *prometheus.CounterVec
+	estimateRatio *prometheus.HistogramVec
+	configRejects *prometheus.CounterVec
+
+	tenantCap int
+	mu        sync.Mutex          // guards tenants
+	tenants   map[string]struct{} // pool + "\x00" + tenant already exported
+}
+
+// otherTenant is the label of tenants past the cap.
+const otherTenant = "_other"
+
+// NewMetrics registers quotad's metrics on a new registry. The pool collector reads
+// queue depth, levels and leases from lim at scrape time.
+func NewMetrics(lim *limiter.Limiter, tenantCap int) *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		grants: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quotad_grants_total", Help: "Grants made, by pool.",
+		}, []string{"pool"}),
+		tenantGrants: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quotad_tenant_grants_total", Help: "Grants made, by pool and tenant (tenants past the cap count as _other).",
+		}, []string{"pool", "tenant"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quotad_refusals_total", Help: "Acquires not granted, by pool and reason.",
+		}, []string{"pool", "reason"}),
+		wait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "quotad_wait_seconds", Help: "Time granted calls waited in the queue.",
+			Buckets: []float64{0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300},
+		}, []string{"pool"}),
+		reports: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quotad_reports_total", Help: "Reports, by pool, outcome and settlement.",
+		}, []string{"pool", "outcome", "settlement"}),
+		providerLimit: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quotad_provider_rate_limited_total", Help: "Provider 429s reported, by pool.",
+		}, []string{"pool"}),
+		estimateRatio: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "quotad_estimate_ratio", Help: "Settled tokens divided by estimated tokens, per reported grant.",
+			Buckets: []float64{0.1, 0.25, 0.5, 0.75, 0.9, 1, 1.1, 1.5, 2, 4},
+		}, []string{"pool"}),
+		configRejects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quotad_config_rejected_total", Help: "Configuration updates refused, by source.",
+		}, []string{"source"}),
+		tenantCap: tenantCap,
+		tenants:   make(map[string]struct{}),
+	}
+	m.Registry.MustRegister(m.grants, m.tenantGrants, m.refusals, m.wait, m.reports, m.providerLimit,
+		m.estimateRatio, m.configRejects, newPoolCollector(lim))
+	return m
+}
+
+// tenantLabel returns tenant, or otherTenant once the cap of exported tenants is reached.
+func (m *Metrics) tenantLabel(pool, tenant string) string {
+	key := pool + "\x00" + tenant
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.tenants[key]; ok {
+		return tenant
+	}
+	if len(m.tenants) >= m.tenantCap {
+		return otherTenant
+	}
+	m.tenants[key] = struct{}{}
+	return tenant
+}
+
+func (m *Metrics) granted(pool, tenant string, g limiter.Grant) {
+	m.grants.WithLabelValues(pool).Inc()
+	m.tenantGrants.WithLabelValues(pool, m.tenantLabel(pool, tenant)).Inc()
+	m.wait.WithLabelValues(pool).Observe(g.Waited.Seconds())
+}
+
+// refused counts a refusal. Requests naming no known pool are counted under the
+// pool label "_unknown", so bogus names cannot grow the metrics.
+func (m *Metrics) refused(pool, reason string) {
+	if reason == "invalid" || reason == "not_found" {
+		pool = "_unknown"
+	}
+	m.refusals.WithLabelValues(pool, reason).Inc()
+}
+
+// ConfigRejected counts a refused configuration update from source.
+func (m *Metrics) ConfigRejected(source string) { m.configRejects.WithLabelValues(source).Inc() }
+
+// poolCollector exports each pool's live state at scrape time.
+type poolCollector struct {
+	lim                                              *limiter.Limiter
+	waiters, inFlight, level, debt, capacity, paused *prometheus.Desc
+	shadowWait                                       *prometheus.Desc
+}
+
+func newPoolCollector(lim *limiter.Limiter) *poolCollector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, append([]string{"pool"}, labels...), nil)
+	}
+	return &poolCollector{
+		lim:        lim,
+		waiters:    d("quotad_queue_depth", "Calls waiting in the pool's queue."),
+		inFlight:   d("quotad_in_flight", "Open leases (calls in flight)."),
+		level:      d("quotad_bucket_level", "What the bucket holds (negative in debt).", "resource", "period"),
+		debt:       d("quotad_bucket_debt", "How far below zero the bucket is.", "resource", "period"),
+		capacity:   d("quotad_bucket_capacity", "The bucket's capacity.", "resource", "period"),
+		paused:     d("quotad_paused_seconds", "Time left in a pause imposed by a provider 429."),
+		shadowWait: d("quotad_shadow_wait_seconds_total", "Wait shadow mode would have imposed."),
+	}
+}
+
+func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.waiters, c.inFlight, c.level, c.debt, c.capacity, c.paused, c.shadowWait} {
+		ch <- d
+	}
+}
+
+func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, name := range c.lim.Pools() {
+		s, err := c.lim.Status(name)
+		if err != nil {
+			continue // removed since Pools was read
+		}
+		gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append([]string{name}, labels...)...)
+		}
+		gauge(c.waiters, float64(s.Waiters))
+		gauge(c.inFlight, float64(s.InFlight))
+		gauge(c.paused, s.PausedFor.AsDuration().Seconds())
+		ch <- prometheus.MustNewConstMetric(c.shadowWait, prometheus.CounterValue, s.ShadowWaitTotal.AsDuration().Seconds(), name)
+		for _, l := range s.Limits {
+			period := l.Period.AsDuration().String()
+			gauge(c.level, float64(l.Level), l.Resource, period)
+			gauge(c.debt, float64(l.Debt), l.Resource, period)
+			gauge(c.capacity, float64(l.Capacity), l.Resource, period)
+		}
+	}
+}
