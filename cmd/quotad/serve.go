@@ -104,7 +104,6 @@ func runNode(ctx context.Context, s Settings, log *slog.Logger) error {
 	go func() { served <- gs.Serve(lis) }()
 	log.Info("quotad serving", "listen", lis.Addr().String(), "config", s.Config, "pools", len(n.lim.Pools()))
 
-
 	stateTick := make(<-chan time.Time)
 	if s.StateDir != "" {
 		t := time.NewTicker(s.StateInterval)

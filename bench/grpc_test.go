@@ -1,0 +1,90 @@
+// Package bench holds quotad's benchmarks; see README.md for how to run them and
+// the latest results.
+package bench
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"runtime"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/quotad/quotad/internal/clock"
+	quotadv1 "github.com/quotad/quotad/proto/quotad/v1"
+	"github.com/quotad/quotad/server"
+	"github.com/quotad/quotad/server/limiter"
+)
+
+// callers is the number of concurrent callers the throughput benchmarks use.
+const callers = 64
+
+// startServer runs a quotad gRPC server on loopback with one pool that never makes
+// anyone wait, and returns a connection to it.
+func startServer(b *testing.B) *grpc.ClientConn {
+	b.Helper()
+	lim := limiter.New(clock.Real())
+	err := lim.Apply(map[string]limiter.Config{"bench": {
+		Limits:   []limiter.Limit{{Resource: limiter.Requests, Amount: 1 << 40, Period: time.Second}},
+		LeaseTTL: time.Second,
+	}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	quotadv1.RegisterQuotaServiceServer(gs, server.New(lim, server.NewMetrics(lim, 100), slog.New(slog.NewTextHandler(io.Discard, nil))))
+	healthpb.RegisterHealthServer(gs, health.NewServer())
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go gs.Serve(lis)
+	b.Cleanup(gs.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// BenchmarkUnary compares quotad's calls with bare gRPC unary calls (a health
+// check) over one connection, 64 callers at once.
+func BenchmarkUnary(b *testing.B) {
+	conn := startServer(b)
+	ctx := context.Background()
+	api := quotadv1.NewQuotaServiceClient(conn)
+	hc := healthpb.NewHealthClient(conn)
+	run := func(b *testing.B, call func() error) {
+		// RunParallel runs parallelism x GOMAXPROCS goroutines.
+		b.SetParallelism((callers + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := call(); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
+	}
+	b.Run("health", func(b *testing.B) {
+		run(b, func() error {
+			_, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
+			return err
+		})
+	})
+	b.Run("acquire", func(b *testing.B) {
+		run(b, func() error {
+			_, err := api.Acquire(ctx, &quotadv1.AcquireRequest{Pool: "bench", Cost: &quotadv1.Cost{Requests: 1}})
+			return err
+		})
+	})
+}
