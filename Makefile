@@ -7,7 +7,7 @@ BUF_VERSION := 1.75.0
 BUF         := $(TOOLS)/node_modules/.bin/buf
 BIN         := $(CURDIR)/bin
 
-.PHONY: all build run test lint vet fmt-check buf-lint generate check-generated go-test bench clean
+.PHONY: all build run test lint vet fmt-check buf-lint generate check-generated go-test bench grpcurl clean
 
 all: build
 
@@ -50,6 +50,10 @@ check-generated: $(BUF)
 
 go-test:
 	$(GO) test -race -count=1 ./...
+
+## grpcurl: builds .tools/bin/grpcurl (pinned in internal/tools/go.mod) for the README's walk-through.
+grpcurl:
+	cd internal/tools && $(GO) build -o $(TOOLS)/bin/grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl
 
 ## bench: the engine and server benchmarks (see bench/README.md).
 bench:
