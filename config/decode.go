@@ -118,6 +118,18 @@ func (p *Pool) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
+// UnmarshalJSON decodes a pool strictly, without validating it.
+func (p *Pool) UnmarshalJSON(data []byte) error {
+	root, err := parseDocument(data)
+	if err != nil {
+		return err
+	}
+	if root == nil {
+		return nil // JSON null: no change, as encoding/json does
+	}
+	return p.UnmarshalYAML(root)
+}
+
 // UnmarshalYAML decodes a file strictly, without validating it.
 func (f *File) UnmarshalYAML(n *yaml.Node) error {
 	v, _, err := decodeFile(n)
@@ -236,7 +248,7 @@ func decodeFile(root *yaml.Node) (f File, index []int, err error) {
 		case "pools":
 			sawPools = true
 			if v.Kind != yaml.SequenceNode {
-				return fieldErr(poolLabel{index: -1}, v, path, "must be a list of pools, not %s (write pools: [] for none)", describe(v))
+				return poolLabel{index: -1}.errorf(v, path, "must be a list of pools, not %s (write pools: [] for none)", describe(v))
 			}
 			f.Pools = make([]Pool, 0, len(v.Content))
 			var errs []error
@@ -252,14 +264,14 @@ func decodeFile(root *yaml.Node) (f File, index []int, err error) {
 			return errors.Join(errs...)
 		case "server":
 			// Owned by the daemon; only its shape is checked here.
-			if v.Kind != yaml.MappingNode {
-				return fieldErr(poolLabel{index: -1}, v, path, "must be a mapping, not %s", describe(v))
+			if v.Kind != yaml.MappingNode && v.ShortTag() != "!!null" {
+				return poolLabel{index: -1}.errorf(v, path, "must be a mapping, not %s", describe(v))
 			}
 		}
 		return nil
 	})
 	if err == nil && !sawPools {
-		err = fieldErr(poolLabel{index: -1}, root, "pools", "missing (write pools: [] for none)")
+		err = poolLabel{index: -1}.errorf(root, "pools", "missing (write pools: [] for none)")
 	}
 	return f, index, err
 }
@@ -296,10 +308,10 @@ func decodePool(n *yaml.Node, label poolLabel) (Pool, error) {
 			return decodeFloat(label, v, path, p.Headroom)
 		case "limits":
 			if v.Kind != yaml.SequenceNode {
-				return fieldErr(label, v, path, "must be a list, not %s", describe(v))
+				return label.errorf(v, path, "must be a list, not %s", describe(v))
 			}
 			if len(v.Content) > MaxLimits {
-				return fieldErr(label, v, path, "%d limits; at most %d are allowed", len(v.Content), MaxLimits)
+				return label.errorf(v, path, "%d limits; at most %d are allowed", len(v.Content), MaxLimits)
 			}
 			p.Limits = make([]Limit, len(v.Content))
 			for i, item := range v.Content {
@@ -322,7 +334,7 @@ func decodePool(n *yaml.Node, label poolLabel) (Pool, error) {
 			return decodeDuration(label, v, path, &p.MaxQueueWait)
 		case "shadow":
 			if v.ShortTag() != "!!bool" {
-				return fieldErr(label, v, path, "%s is not true or false", describe(v))
+				return label.errorf(v, path, "%s is not true or false", describe(v))
 			}
 			return v.Decode(&p.Shadow)
 		case "tenants":
@@ -342,11 +354,11 @@ func decodeLimit(label poolLabel, n *yaml.Node, path string, l *Limit) error {
 			return decodeInt(label, v, path, &l.Amount)
 		case "per":
 			if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!str" {
-				return fieldErr(label, v, path, "%s is neither second, minute, hour, day nor a duration like 10s", describe(v))
+				return label.errorf(v, path, "%s is neither second, minute, hour, day nor a duration like 10s", describe(v))
 			}
 			p, err := parsePeriod(v.Value)
 			if err != nil {
-				return fieldErr(label, v, path, "%v", err)
+				return label.errorf(v, path, "%v", err)
 			}
 			l.Per = p
 		case "burst":
@@ -362,7 +374,7 @@ func decodeLimit(label poolLabel, n *yaml.Node, path string, l *Limit) error {
 
 func decodeTenants(label poolLabel, n *yaml.Node, path string, out *map[string]Tenant) error {
 	if n = deref(n); n.Kind == yaml.MappingNode && len(n.Content)/2 > MaxTenants {
-		return fieldErr(label, n, path, "%d tenants; at most %d are allowed", len(n.Content)/2, MaxTenants)
+		return label.errorf(n, path, "%d tenants; at most %d are allowed", len(n.Content)/2, MaxTenants)
 	}
 	m := make(map[string]Tenant)
 	err := mapping(n, label, path, nil, func(name string, v *yaml.Node, _ string) error {
@@ -384,26 +396,26 @@ func decodeTenants(label poolLabel, n *yaml.Node, path string, out *map[string]T
 func mapping(n *yaml.Node, label poolLabel, path string, known []string, each func(key string, v *yaml.Node, path string) error) error {
 	n = deref(n)
 	if n.Kind != yaml.MappingNode {
-		return fieldErr(label, n, path, "must be a mapping, not %s", describe(n))
+		return label.errorf(n, path, "must be a mapping, not %s", describe(n))
 	}
 	seen := make(map[string]bool, len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := deref(n.Content[i]), deref(n.Content[i+1])
 		if k.ShortTag() == "!!merge" {
-			return fieldErr(label, k, path, "merge keys (<<) are not supported")
+			return label.errorf(k, path, "merge keys (<<) are not supported")
 		}
 		if k.Kind != yaml.ScalarNode {
-			return fieldErr(label, k, path, "a key must be a string, not %s", describe(k))
+			return label.errorf(k, path, "a key must be a string, not %s", describe(k))
 		}
 		kpath := k.Value
 		if path != "" {
 			kpath = path + "." + k.Value
 		}
 		if known != nil && !contains(known, k.Value) {
-			return fieldErr(label, k, kpath, "unknown field (known: %s)", strings.Join(known, ", "))
+			return label.errorf(k, kpath, "unknown field (known: %s)", strings.Join(known, ", "))
 		}
 		if seen[k.Value] {
-			return fieldErr(label, k, kpath, "repeated key")
+			return label.errorf(k, kpath, "repeated key")
 		}
 		seen[k.Value] = true
 		if err := each(k.Value, v, kpath); err != nil {
@@ -444,7 +456,7 @@ func describe(n *yaml.Node) string {
 
 func decodeString(label poolLabel, v *yaml.Node, path string, out *string) error {
 	if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!str" {
-		return fieldErr(label, v, path, "%s is not a string", describe(v))
+		return label.errorf(v, path, "%s is not a string", describe(v))
 	}
 	*out = v.Value
 	return nil
@@ -458,17 +470,17 @@ func decodeInt(label poolLabel, v *yaml.Node, path string, out *int64) error {
 			if err := v.Decode(out); err == nil {
 				return nil
 			}
-			return fieldErr(label, v, path, "%s is out of range", v.Value)
+			return label.errorf(v, path, "%s is out of range", v.Value)
 		case "!!float":
 			var f float64
 			if err := v.Decode(&f); err == nil && f == math.Trunc(f) && math.Abs(f) < 1<<63 {
 				*out = int64(f)
 				return nil
 			}
-			return fieldErr(label, v, path, "%s is not a whole number", v.Value)
+			return label.errorf(v, path, "%s is not a whole number", v.Value)
 		}
 	}
-	return fieldErr(label, v, path, "%s is not a whole number", describe(v))
+	return label.errorf(v, path, "%s is not a whole number", describe(v))
 }
 
 func decodeFloat(label poolLabel, v *yaml.Node, path string, out *float64) error {
@@ -477,7 +489,7 @@ func decodeFloat(label poolLabel, v *yaml.Node, path string, out *float64) error
 			return nil
 		}
 	}
-	return fieldErr(label, v, path, "%s is not a number", describe(v))
+	return label.errorf(v, path, "%s is not a number", describe(v))
 }
 
 func decodeDuration(label poolLabel, v *yaml.Node, path string, out *Duration) error {
@@ -487,7 +499,7 @@ func decodeDuration(label poolLabel, v *yaml.Node, path string, out *Duration) e
 			return nil
 		}
 	}
-	return fieldErr(label, v, path, "%s is not a duration like 90s or 5m", describe(v))
+	return label.errorf(v, path, "%s is not a duration like 90s or 5m", describe(v))
 }
 
 func decodeFraction(label poolLabel, v *yaml.Node, path string, out *Fraction) error {
@@ -510,5 +522,5 @@ func decodeFraction(label poolLabel, v *yaml.Node, path string, out *Fraction) e
 			}
 		}
 	}
-	return fieldErr(label, v, path, "%s is not empty, full or a fraction within [0, 1]", describe(v))
+	return label.errorf(v, path, "%s is not empty, full or a fraction within [0, 1]", describe(v))
 }

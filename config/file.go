@@ -32,22 +32,31 @@ type FileOptions struct {
 // the file by rename), size or modification time differs from the last read, or
 // when it was modified within racyWindow of the last read. A read whose content
 // hash (SHA-256) differs from the configuration in force is parsed and, when
-// valid, delivered. A file that changes while it is read is read again at the next
-// check. An invalid, empty, unreadable or missing file is rejected and the last
-// good configuration stays in force. Polling needs no platform file-notification
-// API and works on network and container-mounted files alike; the cost is up to
-// one Interval of delay and one stat per Interval.
+// valid, delivered at once. A file that changes while it is read is read again at
+// the next check.
+//
+// An invalid, empty, unreadable or missing file is rejected, and the last good
+// configuration stays in force. A failure is reported only when the next check
+// sees the same failure, so that a file caught half written in place, or briefly
+// missing while an editor replaces it, is not reported; each failure is then
+// reported once, however long it lasts.
+//
+// Polling needs no platform file-notification API and works on network and
+// container-mounted files alike; the cost is up to one Interval of delay and one
+// stat per Interval.
 type FileSource struct {
 	path string
 	opts FileOptions
 	pub  publisher
 
 	// Owned by the polling goroutine.
-	stat     os.FileInfo // at the last complete read; nil after a failed one
-	readAt   time.Time   // when that read started
-	applied  [32]byte    // content hash of the configuration in force
-	rejected [32]byte    // content hash of the last rejected content
-	failing  bool        // the file does not hold the configuration in force
+	stat       os.FileInfo // at the last complete read; nil after a failed one
+	readAt     time.Time   // when that read started
+	applied    [32]byte    // content hash of the configuration in force
+	suspect    [32]byte    // a failure seen once, not yet reported
+	hasSuspect bool
+	rejected   [32]byte // the failure last reported
+	failing    bool     // a failure was reported and the file has not recovered
 }
 
 // NewFileSource loads the file at path and returns a source whose first snapshot
@@ -97,7 +106,7 @@ func (s *FileSource) run(ctx context.Context) {
 // check reads the file if it may have changed, and delivers or rejects a new
 // content.
 func (s *FileSource) check() {
-	if s.stat != nil {
+	if s.stat != nil && !s.hasSuspect {
 		fi, err := os.Stat(s.path)
 		if err == nil && sameFile(fi, s.stat) && fi.ModTime().Add(racyWindow).Before(s.readAt) {
 			return
@@ -106,33 +115,46 @@ func (s *FileSource) check() {
 	stat, readAt, data, err := s.read()
 	if err != nil {
 		s.stat = nil
-		if !s.failing {
-			s.failing, s.rejected = true, [32]byte{}
-			s.opts.reject(s.path, err)
-		}
+		s.fail(sha256.Sum256([]byte(err.Error())), err)
 		return
 	}
 	if data == nil {
 		return // changed while read: next check
 	}
 	s.stat, s.readAt = stat, readAt
-	switch sum := sha256.Sum256(data); sum {
-	case s.applied:
+	sum := sha256.Sum256(data)
+	switch {
+	case sum == s.applied:
+		s.hasSuspect = false
 		if s.failing {
-			s.failing, s.rejected = false, [32]byte{}
+			s.failing = false
 			s.opts.logger().Info("config file holds the configuration in force again", "source", s.path)
 		}
-	case s.rejected:
+		return
+	case s.failing && sum == s.rejected:
+		return
+	}
+	snap, err := s.snapshot(data, sum)
+	if err != nil {
+		s.fail(sum, err)
+		return
+	}
+	s.applied, s.hasSuspect, s.failing = sum, false, false
+	s.pub.publish(snap)
+	s.opts.logger().Info("config reloaded", "source", s.path, "pools", len(snap.Pools), "version", snap.Version)
+}
+
+// fail records a failure identified by id and reports it when it is seen twice
+// in a row, unless it was reported already.
+func (s *FileSource) fail(id [32]byte, err error) {
+	switch {
+	case s.failing && id == s.rejected:
+	case !s.hasSuspect || id != s.suspect:
+		s.suspect, s.hasSuspect = id, true
 	default:
-		snap, err := s.snapshot(data, sum)
-		if err != nil {
-			s.failing, s.rejected = true, sum
-			s.opts.reject(s.path, err)
-			return
-		}
-		s.failing, s.rejected, s.applied = false, [32]byte{}, sum
-		s.pub.publish(snap)
-		s.opts.logger().Info("config reloaded", "source", s.path, "pools", len(snap.Pools), "version", snap.Version)
+		s.hasSuspect = false
+		s.failing, s.rejected = true, id
+		s.opts.reject(s.path, err)
 	}
 }
 

@@ -229,3 +229,68 @@ func TestPublisherLatestWins(t *testing.T) {
 	default:
 	}
 }
+
+// TestFileSourceCheck drives the checks by hand to pin down when failures are
+// reported.
+func TestFileSourceCheck(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "quotad.yaml")
+	replaceFile(t, path, poolFile(5))
+	r := &rejects{ch: make(chan error, 100)}
+	src, err := NewFileSource(t.Context(), path, FileOptions{
+		Options:  Options{Logger: slog.New(slog.DiscardHandler), OnReject: r.hook},
+		Interval: time.Hour, // checks run only when the test calls check
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nextSnapshot(t, src)
+	noSnapshot := func() {
+		t.Helper()
+		select {
+		case s := <-src.Updates():
+			t.Fatalf("unexpected snapshot %+v", s)
+		default:
+		}
+	}
+
+	// A bad state seen by one check only (a half-written file) is not reported.
+	replaceFile(t, path, "pools:\n  - name: p\n    limits:\n")
+	src.check()
+	replaceFile(t, path, poolFile(6))
+	src.check()
+	if got := amountOf(t, nextSnapshot(t, src)); got != 6 || r.n.Load() != 0 {
+		t.Fatalf("amount %d, %d rejections", got, r.n.Load())
+	}
+
+	// Seen twice, it is reported once.
+	replaceFile(t, path, "pools: [")
+	src.check()
+	src.check()
+	src.check()
+	noSnapshot()
+	if n := r.n.Load(); n != 1 {
+		t.Fatalf("%d rejections", n)
+	}
+	if err := r.next(t); !strings.Contains(err.Error(), "invalid YAML") {
+		t.Fatalf("rejection %v", err)
+	}
+
+	// A missing file is a new failure.
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	src.check()
+	src.check()
+	src.check()
+	if n := r.n.Load(); n != 2 {
+		t.Fatalf("%d rejections", n)
+	}
+
+	// The configuration in force comes back: nothing to deliver.
+	replaceFile(t, path, poolFile(6))
+	src.check()
+	noSnapshot()
+	if src.failing {
+		t.Fatal("still failing after recovery")
+	}
+}

@@ -374,3 +374,38 @@ func indent(s string) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+func TestUnmarshalEmbedded(t *testing.T) {
+	// How the daemon reads the same file with its own server section.
+	var daemon struct {
+		Server map[string]any `yaml:"server"`
+		Pools  []Pool         `yaml:"pools"`
+	}
+	in := "server: {listen: \":7070\"}\npools:\n- {name: a, concurrent: 1, lease_ttl: 5s}\n"
+	if err := yaml.Unmarshal([]byte(in), &daemon); err != nil {
+		t.Fatal(err)
+	}
+	if len(daemon.Pools) != 1 || *daemon.Pools[0].LeaseTTL != Duration(5*time.Second) {
+		t.Fatalf("pools %+v", daemon.Pools)
+	}
+	err := yaml.Unmarshal([]byte("pools:\n- {name: a, concurent: 1}\n"), &daemon)
+	if err == nil || !strings.Contains(err.Error(), `pool "a": concurent: unknown field`) {
+		t.Fatalf("got %v", err)
+	}
+
+	var p Pool
+	if err := json.Unmarshal([]byte(`{"name": "j", "limits": [{"resource": "tokens", "amount": 3, "per": "hour"}]}`), &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Name != "j" || p.Limits[0].Per != Period(time.Hour) {
+		t.Fatalf("pool %+v", p)
+	}
+	if err := json.Unmarshal([]byte(`{"name": "j", "per": "hour"}`), &p); err == nil {
+		t.Fatal("unknown JSON field accepted")
+	}
+
+	var f File
+	if err := yaml.Unmarshal([]byte("server:\npools: []\n"), &f); err != nil {
+		t.Fatalf("empty server section: %v", err)
+	}
+}

@@ -59,12 +59,12 @@ func TestLimiterHeadroom(t *testing.T) {
 		wantCapacity int64
 	}{
 		{0.95, 500, 500, 475, 475},
-		{0.95, 20, 20, 19, 19},             // 20*0.95 is 18.999... in binary floating point
-		{0.9, 10, 2, 9, 1},                 // 1.8 rounds down
-		{0.29, 100, 100, 29, 29},           // 0.29*100 is 28.999... in floating point
-		{0.5, 1, 1, 1, 1},                  // never below 1
-		{0.1, 3, 7, 1, 1},                  // 0.3 and 0.7 round down, then up to 1
-		{1, 1e15, 1e15, 1e15, 1e15},        // largest values, unscaled
+		{0.95, 20, 20, 19, 19},
+		{0.9, 10, 2, 9, 1},          // 1.8 rounds down
+		{0.29, 100, 100, 29, 29},    // 0.29*100 is 28.999... in floating point
+		{0.5, 1, 1, 1, 1},           // never below 1
+		{0.1, 3, 7, 1, 1},           // 0.3 and 0.7 round down, then up to 1
+		{1, 1e15, 1e15, 1e15, 1e15}, // largest values, unscaled
 		{0.999999999, 1e15, 1e15, 999999999000000, 999999999000000},
 		{0.7, 1e15, 3, 7e14, 2},
 	}

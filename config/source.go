@@ -42,8 +42,9 @@ func newSnapshot(pools []Pool, version string) Snapshot {
 //   - Every snapshot is complete and validated: it replaces the previous one, and
 //     a pool absent from it is deleted.
 //   - A bad update (invalid content, a vanished file) is never delivered. It is
-//     logged with its reason and reported once through Options.OnReject; the last
-//     good snapshot stays in force until a good update replaces it.
+//     logged with its reason and reported once through Options.OnReject (a source
+//     may first wait to see that the failure persists); the last good snapshot
+//     stays in force until a good update replaces it.
 //   - Delivery is latest-wins: the source never blocks on a slow receiver; a
 //     snapshot the receiver has not taken yet is replaced by a newer one, so the
 //     receiver always ends up with the newest configuration.

@@ -73,16 +73,14 @@ type poolLabel struct {
 	index int
 }
 
+// errorf returns a *FieldError for field of the pool, at the line of n if n is
+// not nil.
 func (l poolLabel) errorf(n *yaml.Node, field, format string, args ...any) *FieldError {
 	e := &FieldError{Pool: l.name, Index: l.index, Field: field, Msg: fmt.Sprintf(format, args...)}
 	if n != nil {
 		e.Line = n.Line
 	}
 	return e
-}
-
-func fieldErr(l poolLabel, n *yaml.Node, field, format string, args ...any) *FieldError {
-	return l.errorf(n, field, format, args...)
 }
 
 // Validate reports every problem with the file's pools, and names used twice.
