@@ -119,7 +119,7 @@ func (b *bucket) refund(now, ns int64) {
 func (b *bucket) level(now int64) int64 {
 	missing := b.deficit(now)
 	if missing <= b.rate.capNs {
-		return b.rate.capacity - b.rate.unitsIn(missing)
+		return b.rate.capacity - b.rate.unitsInUp(missing)
 	}
 	return -b.rate.unitsInUp(missing - b.rate.capNs)
 }

@@ -27,10 +27,12 @@ type Limiter struct {
 // entry owns one pool.
 type entry struct {
 	lim    *Limiter
+	name   string
 	mu     sync.Mutex // guards everything below, and the pool
 	pool   *Pool
 	timer  clock.Timer
 	wakeAt int64
+	gone   error // set when the pool was removed or the Limiter closed
 }
 
 // New returns a Limiter without pools.
@@ -60,7 +62,7 @@ func (l *Limiter) Apply(cfgs map[string]Config) error {
 			errs = append(errs, fmt.Errorf("pool %q: %w", name, err))
 			continue
 		}
-		l.pools[name] = &entry{lim: l, pool: p}
+		l.pools[name] = &entry{lim: l, name: name, pool: p}
 	}
 	for name, e := range l.pools {
 		if _, ok := cfgs[name]; !ok {
@@ -80,9 +82,12 @@ func (e *entry) reconfigure(cfg Config) error {
 	return err
 }
 
+// drain fails the pool's waiters with err, and any call that reaches the entry
+// afterwards (it looked the entry up before it was removed).
 func (e *entry) drain(err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.gone = err
 	e.pool.Drain(err)
 	if e.timer != nil {
 		e.timer.Stop()
@@ -121,6 +126,9 @@ func (l *Limiter) with(pool string, fn func(p *Pool, now int64) error) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.gone != nil {
+		return e.gone
+	}
 	now := l.now()
 	err = fn(e.pool, now)
 	e.rearm(now)
@@ -163,6 +171,10 @@ func (l *Limiter) Acquire(ctx context.Context, pool string, req Request) (Decisi
 		return Decision{}, err
 	}
 	e.mu.Lock()
+	if e.gone != nil {
+		e.mu.Unlock()
+		return Decision{}, e.gone
+	}
 	now := l.now()
 	d, err := e.pool.Acquire(now, req)
 	w := d.Waiter

@@ -33,7 +33,13 @@ type Pool struct {
 
 	shadowWait    int64 // total wait shadow mode did not impose, ns
 	shadowDelayed uint64
+
+	free []*lease // forgotten leases kept for reuse, at most maxFreeLeases
 }
+
+// maxFreeLeases bounds the leases a pool keeps for reuse: enough that a busy pool
+// allocates none in its steady state, few enough to be no memory concern.
+const maxFreeLeases = 64
 
 // Request is one Acquire.
 type Request struct {
@@ -140,7 +146,7 @@ func scaleDeficit(deficit, oldCap, newCap int64) int64 {
 // Reconfigure applies a new config in place: levels scale to the new capacities,
 // queue and leases stay. Waiters whose cost no longer fits fail with ErrCostTooLarge.
 func (p *Pool) Reconfigure(now int64, cfg Config) error {
-	p.tick(now)
+	p.Advance(now)
 	if err := p.configure(cfg, now); err != nil {
 		return err
 	}
@@ -311,9 +317,17 @@ func (p *Pool) readyAt(now int64, cost Cost) int64 {
 }
 
 // predict returns the wait (ns) a new waiter of tenant would have: the time until
-// every bucket can pay the cost the queue will grant before it, and its own.
+// every bucket has refilled the cost the queue will grant before it, and its own.
+// That cost may exceed a bucket's capacity (the queue pays it over time), so it is
+// not bounded by the capacity as readyAt is.
 func (p *Pool) predict(now int64, tenant string, weight float64, cost Cost) int64 {
-	return p.readyAt(now, p.queue.ahead(tenant, weight, cost)) - now
+	ahead := p.queue.ahead(tenant, weight, cost)
+	t := max(now, p.paused)
+	for i := range p.buckets {
+		b := &p.buckets[i]
+		t = max(t, b.full+b.rate.nsFor(ahead.units(p.cfg.Limits[i].Resource))-b.rate.capNs)
+	}
+	return t - now
 }
 
 // concurrencyWait bounds the wait for a concurrency slot: the earliest expiry of an
@@ -334,7 +348,8 @@ func (p *Pool) grant(now int64, seq uint64, cost Cost, requestID string, enqueue
 		b := &p.buckets[i]
 		b.debit(now, b.rate.nsFor(cost.units(p.cfg.Limits[i].Resource)))
 	}
-	l := &lease{seq: seq, cost: cost, requestID: requestID, expires: now + int64(p.cfg.LeaseTTL)}
+	l := p.newLease()
+	*l = lease{seq: seq, cost: cost, requestID: requestID, expires: now + int64(p.cfg.LeaseTTL)}
 	if p.leases == nil {
 		p.leases = make(map[uint64]*lease)
 	}
@@ -381,6 +396,20 @@ func (p *Pool) forget(l *lease) {
 	if l.requestID != "" && p.byRequest[l.requestID] == l {
 		delete(p.byRequest, l.requestID)
 	}
+	if len(p.free) < maxFreeLeases {
+		*l = lease{}
+		p.free = append(p.free, l)
+	}
+}
+
+// newLease returns a forgotten lease for reuse, or a new one.
+func (p *Pool) newLease() *lease {
+	if n := len(p.free); n > 0 {
+		l := p.free[n-1]
+		p.free = p.free[:n-1]
+		return l
+	}
+	return &lease{}
 }
 
 // serve grants waiters in queue order for as long as the next one can be paid.
@@ -426,6 +455,7 @@ func (p *Pool) dropWaiter(w *Waiter, err error) {
 // the queue without being charged, and a grant nobody will receive is refunded.
 func (p *Pool) Leave(now int64, w *Waiter) {
 	p.tick(now)
+	defer p.serve(now)
 	w.attached--
 	if w.attached > 0 {
 		return
@@ -445,7 +475,6 @@ func (p *Pool) Leave(now int64, w *Waiter) {
 			p.settle(now, l, Cost{})
 		}
 	}
-	p.serve(now)
 }
 
 // Drain fails every waiter with err (pool removed, shutdown).
@@ -470,7 +499,7 @@ func (p *Pool) localSeq(id GrantID) uint64 {
 
 // Renew extends an open lease by the pool's lease TTL from now.
 func (p *Pool) Renew(now int64, seq uint64) (time.Duration, error) {
-	p.tick(now)
+	p.Advance(now)
 	l := p.leases[seq]
 	if l == nil || l.state != leaseOpen {
 		return 0, fmt.Errorf("%w: no open lease for grant %d", ErrGrantNotFound, seq)
@@ -499,14 +528,15 @@ type ReportResult struct {
 // with retryAfter pauses the pool.
 func (p *Pool) Report(now int64, seq uint64, u Usage, outcome Outcome, retryAfter time.Duration) (ReportResult, error) {
 	p.tick(now)
+	defer p.serve(now)
 	if err := p.checkUsage(u); err != nil {
 		return ReportResult{}, err
 	}
-	if outcome == RateLimited && retryAfter > 0 {
-		p.paused = max(p.paused, now+int64(retryAfter))
-	}
 	var res ReportResult
 	l := p.leases[seq]
+	if outcome == RateLimited && retryAfter > 0 && (l == nil || l.state != leaseReported) {
+		p.paused = max(p.paused, now+int64(retryAfter))
+	}
 	switch {
 	case l == nil:
 		actual := Cost{InputTokens: u.InputTokens, OutputTokens: u.OutputTokens}
@@ -525,7 +555,6 @@ func (p *Pool) Report(now int64, seq uint64, u Usage, outcome Outcome, retryAfte
 		p.settle(now, l, actualCost(l.cost, u, outcome))
 		res.Charged = l.cost
 	}
-	p.serve(now)
 	return res, nil
 }
 
@@ -582,6 +611,7 @@ func (p *Pool) checkUsage(u Usage) error {
 func (p *Pool) Pause(now, until int64) {
 	p.tick(now)
 	p.paused = max(p.paused, until)
+	p.serve(now)
 }
 
 // NextWake returns when the queue's next waiter can be paid, so the caller can arm
@@ -607,7 +637,7 @@ func (p *Pool) Advance(now int64) {
 // Idle reports whether the pool holds nothing: no waiter, no lease, no tombstone,
 // every bucket full, no pause. An idle pool is the same as a new full one.
 func (p *Pool) Idle(now int64) bool {
-	p.tick(now)
+	p.Advance(now)
 	if !p.queue.empty() || p.open.n > 0 || p.tombs.n > 0 || p.paused > now {
 		return false
 	}

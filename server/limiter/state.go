@@ -15,7 +15,7 @@ const StateFormat = 1
 
 // Status describes the pool at now for GetPool.
 func (p *Pool) Status(now int64, name string) *quotadv1.PoolStatus {
-	p.tick(now)
+	p.Advance(now)
 	s := &quotadv1.PoolStatus{
 		Pool:            name,
 		ConcurrentLimit: p.cfg.Concurrent,
@@ -68,7 +68,7 @@ var leaseStates = map[leaseState]quotadv1.LeaseState_State{
 // Snapshot returns the pool's whole state at now (waiters excepted: they belong to
 // the connections that wait). wall is the writer's wall clock.
 func (p *Pool) Snapshot(now int64, name string, wall time.Time) *quotadv1.PoolState {
-	p.tick(now)
+	p.Advance(now)
 	st := &quotadv1.PoolState{
 		FormatVersion:   StateFormat,
 		Pool:            name,
