@@ -277,7 +277,8 @@ func decodeFile(root *yaml.Node) (f File, index []int, err error) {
 }
 
 var (
-	poolFields   = []string{"name", "provider", "headroom", "limits", "concurrent", "lease_ttl", "tombstone_ttl", "max_waiters", "max_queue_wait", "shadow", "tenants"}
+	poolFields = []string{"name", "provider", "headroom", "limits", "concurrent", "lease_ttl", "tombstone_ttl", "max_waiters", "max_queue_wait", "shadow", "tenants",
+		"max_output_tokens", "chars_per_token", "count_cache_reads", "quota_exhausted_for"}
 	limitFields  = []string{"resource", "amount", "per", "burst", "initial"}
 	tenantFields = []string{"weight"}
 )
@@ -333,10 +334,18 @@ func decodePool(n *yaml.Node, label poolLabel) (Pool, error) {
 		case "max_queue_wait":
 			return decodeDuration(label, v, path, &p.MaxQueueWait)
 		case "shadow":
-			if v.ShortTag() != "!!bool" {
-				return label.errorf(v, path, "%s is not true or false", describe(v))
-			}
-			return v.Decode(&p.Shadow)
+			return decodeBool(label, v, path, &p.Shadow)
+		case "count_cache_reads":
+			return decodeBool(label, v, path, &p.CountCacheReads)
+		case "max_output_tokens":
+			p.MaxOutputTokens = new(int64)
+			return decodeInt(label, v, path, p.MaxOutputTokens)
+		case "chars_per_token":
+			p.CharsPerToken = new(float64)
+			return decodeFloat(label, v, path, p.CharsPerToken)
+		case "quota_exhausted_for":
+			p.QuotaExhaustedFor = new(Duration)
+			return decodeDuration(label, v, path, p.QuotaExhaustedFor)
 		case "tenants":
 			return decodeTenants(label, v, path, &p.Tenants)
 		}
@@ -463,6 +472,13 @@ func decodeString(label poolLabel, v *yaml.Node, path string, out *string) error
 }
 
 // decodeInt accepts integers, and floats with no fractional part ("1e6").
+func decodeBool(label poolLabel, v *yaml.Node, path string, out *bool) error {
+	if v.ShortTag() != "!!bool" {
+		return label.errorf(v, path, "%s is not true or false", describe(v))
+	}
+	return v.Decode(out)
+}
+
 func decodeInt(label poolLabel, v *yaml.Node, path string, out *int64) error {
 	if v.Kind == yaml.ScalarNode {
 		switch v.ShortTag() {

@@ -357,6 +357,9 @@ limits:
 lease_ttl: 1m0s
 tombstone_ttl: 1h0m0s
 max_waiters: 10000
+max_output_tokens: 1024
+chars_per_token: 4
+quota_exhausted_for: 10m0s
 `
 	if string(got) != want {
 		t.Fatalf("got\n%s\nwant\n%s", got, want)

@@ -2,9 +2,9 @@ package config
 
 import (
 	"cmp"
-	"maps"
 	"math"
 	"math/bits"
+	"reflect"
 	"slices"
 	"time"
 
@@ -19,6 +19,15 @@ const (
 	DefaultTombstoneTTL = limiter.DefaultTombstoneTTL
 	DefaultMaxWaiters   = limiter.DefaultMaxWaiters
 	DefaultWeight       = 1
+	// DefaultMaxOutputTokens is reserved for a call that gives no max_tokens: a
+	// typical completion's cap. Set max_output_tokens to what your calls allow.
+	DefaultMaxOutputTokens = 1024
+	// DefaultCharsPerToken: English text runs about 4 characters per token in the
+	// OpenAI and Anthropic tokenizers, the rule of thumb both providers publish.
+	DefaultCharsPerToken = 4.0
+	// DefaultQuotaExhaustedFor: long enough not to hammer a key whose spend limit is
+	// reached, short enough to notice a raised limit without an operator.
+	DefaultQuotaExhaustedFor = 10 * time.Minute
 	// Periods up to this start empty by default, longer ones full.
 	emptyUpTo = time.Minute
 )
@@ -36,6 +45,9 @@ func (p Pool) Canonical() Pool {
 	c.LeaseTTL = orDefault(p.LeaseTTL, Duration(DefaultLeaseTTL))
 	c.TombstoneTTL = orDefault(p.TombstoneTTL, Duration(DefaultTombstoneTTL))
 	c.MaxWaiters = orDefault(p.MaxWaiters, int64(DefaultMaxWaiters))
+	c.MaxOutputTokens = orDefault(p.MaxOutputTokens, int64(DefaultMaxOutputTokens))
+	c.CharsPerToken = orDefault(p.CharsPerToken, DefaultCharsPerToken)
+	c.QuotaExhaustedFor = orDefault(p.QuotaExhaustedFor, Duration(DefaultQuotaExhaustedFor))
 	c.Limits = nil
 	for _, l := range p.Limits {
 		c.Limits = append(c.Limits, Limit{
@@ -96,20 +108,10 @@ func (p Pool) ProviderStyle() Provider {
 	return cmp.Or(p.Provider, DefaultProvider)
 }
 
-// Equal reports whether p and q mean the same configuration.
+// Equal reports whether p and q mean the same configuration: their canonical
+// forms are deeply equal (pointers compared by what they point to).
 func (p Pool) Equal(q Pool) bool {
-	a, b := p.Canonical(), q.Canonical()
-	if a.Name != b.Name || a.Provider != b.Provider || *a.Headroom != *b.Headroom ||
-		a.Concurrent != b.Concurrent || *a.LeaseTTL != *b.LeaseTTL || *a.TombstoneTTL != *b.TombstoneTTL ||
-		*a.MaxWaiters != *b.MaxWaiters || a.MaxQueueWait != b.MaxQueueWait || a.Shadow != b.Shadow {
-		return false
-	}
-	if !slices.EqualFunc(a.Limits, b.Limits, func(x, y Limit) bool {
-		return x.Resource == y.Resource && x.Amount == y.Amount && x.Per == y.Per && *x.Burst == *y.Burst && *x.Initial == *y.Initial
-	}) {
-		return false
-	}
-	return maps.EqualFunc(a.Tenants, b.Tenants, func(x, y Tenant) bool { return *x.Weight == *y.Weight })
+	return reflect.DeepEqual(p.Canonical(), q.Canonical())
 }
 
 func defaultInitial(per Period) Fraction {

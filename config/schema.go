@@ -49,6 +49,18 @@ type Pool struct {
 	Shadow       bool     `yaml:"shadow,omitempty" json:"shadow,omitempty"`
 	// Tenants gives named tenants a weight; tenants not listed weigh 1.
 	Tenants map[string]Tenant `yaml:"tenants,omitempty" json:"tenants,omitempty"`
+	// MaxOutputTokens is the output reserved for a call that sends its prompt but no
+	// max_tokens. Default DefaultMaxOutputTokens.
+	MaxOutputTokens *int64 `yaml:"max_output_tokens,omitempty" json:"max_output_tokens,omitempty"`
+	// CharsPerToken estimates the tokens of a model with no known encoding.
+	// Default DefaultCharsPerToken.
+	CharsPerToken *float64 `yaml:"chars_per_token,omitempty" json:"chars_per_token,omitempty"`
+	// CountCacheReads counts Anthropic's cache reads toward the input limit; most
+	// models do not count them. Default false.
+	CountCacheReads bool `yaml:"count_cache_reads,omitempty" json:"count_cache_reads,omitempty"`
+	// QuotaExhaustedFor is how long the pool fails fast after the provider says the
+	// key's quota is spent. Default DefaultQuotaExhaustedFor.
+	QuotaExhaustedFor *Duration `yaml:"quota_exhausted_for,omitempty" json:"quota_exhausted_for,omitempty"`
 }
 
 // Limit is an amount of one resource per period, before headroom.

@@ -169,6 +169,15 @@ func (p Pool) validate(label poolLabel) error {
 	if n := p.MaxWaiters; n != nil && (*n < 1 || *n > MaxWaiters) {
 		bad("max_waiters", "%d must be within [1, %d]", *n, MaxWaiters)
 	}
+	if n := p.MaxOutputTokens; n != nil && (*n < 0 || *n > MaxAmount) {
+		bad("max_output_tokens", "%d must be within [0, %d]", *n, int64(MaxAmount))
+	}
+	if r := p.CharsPerToken; r != nil && !(*r >= 0.5 && *r <= 100) {
+		bad("chars_per_token", "%v must be within [0.5, 100]", *r)
+	}
+	if d := p.QuotaExhaustedFor; d != nil && (*d < 0 || *d > Duration(MaxTombstone)) {
+		bad("quota_exhausted_for", "%v must be within [0, %v]", *d, MaxTombstone)
+	}
 	if p.MaxQueueWait < 0 {
 		bad("max_queue_wait", "%v must not be negative (0 means no bound)", p.MaxQueueWait)
 	}

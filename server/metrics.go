@@ -22,6 +22,7 @@ type Metrics struct {
 	providerLimit *prometheus.CounterVec
 	estimateRatio *prometheus.HistogramVec
 	configRejects *prometheus.CounterVec
+	configUp      *prometheus.GaugeVec
 
 	tenantCap int
 	mu        sync.Mutex          // guards tenants
@@ -62,11 +63,14 @@ func NewMetrics(lim *limiter.Limiter, tenantCap int) *Metrics {
 		configRejects: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "quotad_config_rejected_total", Help: "Configuration updates refused, by source.",
 		}, []string{"source"}),
+		configUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "quotad_config_source_connected", Help: "1 while the config source reaches its store (etcd), 0 while the node serves its last good configuration without it.",
+		}, []string{"source"}),
 		tenantCap: tenantCap,
 		tenants:   make(map[string]struct{}),
 	}
 	m.Registry.MustRegister(m.grants, m.tenantGrants, m.refusals, m.wait, m.reports, m.providerLimit,
-		m.estimateRatio, m.configRejects, newPoolCollector(lim))
+		m.estimateRatio, m.configRejects, m.configUp, newPoolCollector(lim))
 	return m
 }
 
@@ -102,6 +106,16 @@ func (m *Metrics) refused(pool, reason string) {
 
 // ConfigRejected counts a refused configuration update from source.
 func (m *Metrics) ConfigRejected(source string) { m.configRejects.WithLabelValues(source).Inc() }
+
+// ConfigSourceConnected records whether source reaches its store. A source that
+// never reports (the file) has no series.
+func (m *Metrics) ConfigSourceConnected(source string, connected bool) {
+	v := 0.0
+	if connected {
+		v = 1
+	}
+	m.configUp.WithLabelValues(source).Set(v)
+}
 
 // poolCollector exports each pool's live state at scrape time.
 type poolCollector struct {

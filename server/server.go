@@ -6,15 +6,19 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/quotad/quotad/config"
 	quotadv1 "github.com/quotad/quotad/proto/quotad/v1"
 	"github.com/quotad/quotad/server/limiter"
+	"github.com/quotad/quotad/server/tokens"
 )
 
 // Server is the QuotaService. It is safe for concurrent use.
@@ -23,11 +27,52 @@ type Server struct {
 	lim     *limiter.Limiter
 	metrics *Metrics
 	log     *slog.Logger
+	// pools holds the definitions in force (canonical), replaced whole by Apply.
+	pools atomic.Pointer[map[string]config.Pool]
 }
 
 // New returns a Server deciding with lim.
 func New(lim *limiter.Limiter, metrics *Metrics, log *slog.Logger) *Server {
-	return &Server{lim: lim, metrics: metrics, log: log}
+	s := &Server{lim: lim, metrics: metrics, log: log}
+	s.pools.Store(&map[string]config.Pool{})
+	return s
+}
+
+// Apply puts a configuration snapshot in force: the engine's pools follow it (see
+// limiter.Limiter.Apply), and so do the provider styles and token settings the
+// server reads. On error, the pools the engine refused keep their last good
+// definition here too.
+func (s *Server) Apply(snap config.Snapshot) error {
+	cfgs := make(map[string]limiter.Config, len(snap.Pools))
+	for name, p := range snap.Pools {
+		cfgs[name] = p.Limiter()
+	}
+	err := s.lim.Apply(cfgs)
+	var refused *limiter.ApplyError
+	errors.As(err, &refused)
+	old := *s.pools.Load()
+	pools := make(map[string]config.Pool, len(snap.Pools))
+	for name, p := range snap.Pools {
+		if refused != nil && refused.Refused[name] != nil {
+			prev, ok := old[name]
+			if !ok {
+				continue // never created
+			}
+			p = prev
+		}
+		pools[name] = p
+	}
+	s.pools.Store(&pools)
+	return err
+}
+
+// pool returns the definition of the named pool.
+func (s *Server) pool(name string) (config.Pool, error) {
+	p, ok := (*s.pools.Load())[name]
+	if !ok {
+		return p, fmt.Errorf("%w: %q", limiter.ErrPoolNotFound, name)
+	}
+	return p, nil
 }
 
 // Acquire implements QuotaService.Acquire.
@@ -41,6 +86,17 @@ func (s *Server) Acquire(ctx context.Context, r *quotadv1.AcquireRequest) (*quot
 		Cost:      limiter.Cost{Requests: r.GetCost().GetRequests(), InputTokens: r.GetCost().GetInputTokens(), OutputTokens: r.GetCost().GetOutputTokens()},
 		MaxWait:   maxWait(ctx, r),
 		RequestID: r.GetRequestId(),
+	}
+	if r.GetPrompt() != nil {
+		p, err := s.pool(r.GetPool())
+		if err != nil {
+			s.metrics.refused(r.GetPool(), "not_found")
+			return nil, toStatus(err)
+		}
+		if req.Cost, err = reserve(p, r); err != nil {
+			s.metrics.refused(r.GetPool(), "invalid")
+			return nil, status.Error(codes.InvalidArgument, err.Error())
+		}
 	}
 	d, err := s.lim.Acquire(ctx, r.GetPool(), req)
 	if err != nil {
@@ -87,9 +143,15 @@ func (s *Server) Report(ctx context.Context, r *quotadv1.ReportRequest) (*quotad
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	u := limiter.Usage{InputTokens: r.GetUsage().GetInputTokens(), OutputTokens: r.GetUsage().GetOutputTokens()}
+	p, err := s.pool(r.GetPool())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	// The provider's view first: it describes the call as admitted, before the
+	// settlement of its estimate.
+	pause := s.providerFeedback(p, id, r, r.GetRetryAfter().AsDuration())
 	outcome := outcomes[r.GetOutcome()]
-	res, err := s.lim.Report(r.GetPool(), id, u, outcome, r.GetRetryAfter().AsDuration())
+	res, err := s.lim.Report(r.GetPool(), id, settledUsage(p, r.GetUsage()), outcome, pause)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -117,6 +179,22 @@ func (s *Server) Renew(ctx context.Context, r *quotadv1.RenewRequest) (*quotadv1
 	return &quotadv1.RenewResponse{LeaseTtl: durationpb.New(ttl)}, nil
 }
 
+// CountTokens implements QuotaService.CountTokens.
+func (s *Server) CountTokens(ctx context.Context, r *quotadv1.CountTokensRequest) (*quotadv1.CountTokensResponse, error) {
+	if err := checkString("model", r.GetModel(), maxTenant, false); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	counter, err := tokens.NewCounter()
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	count, _, err := countPrompt(counter, r.GetModel(), r.GetPrompt())
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	return &quotadv1.CountTokensResponse{Tokens: count.Tokens, Encoding: count.Encoding, Estimated: count.Estimated}, nil
+}
+
 // GetPool implements QuotaService.GetPool.
 func (s *Server) GetPool(ctx context.Context, r *quotadv1.GetPoolRequest) (*quotadv1.PoolStatus, error) {
 	if err := checkString("pool", r.GetPool(), maxPoolName, true); err != nil {
@@ -125,6 +203,9 @@ func (s *Server) GetPool(ctx context.Context, r *quotadv1.GetPoolRequest) (*quot
 	st, err := s.lim.Status(r.GetPool())
 	if err != nil {
 		return nil, toStatus(err)
+	}
+	if p, err := s.pool(r.GetPool()); err == nil {
+		st.Provider = string(p.ProviderStyle())
 	}
 	return st, nil
 }
@@ -139,6 +220,7 @@ var errorCodes = []struct {
 	{limiter.ErrPoolRemoved, codes.NotFound, "pool_removed"},
 	{limiter.ErrGrantNotFound, codes.NotFound, "grant_not_found"},
 	{limiter.ErrCostTooLarge, codes.FailedPrecondition, "cost_too_large"},
+	{limiter.ErrQuotaExhausted, codes.FailedPrecondition, "quota_exhausted"},
 	{limiter.ErrQueueFull, codes.ResourceExhausted, "queue_full"},
 	{limiter.ErrRequestIDReused, codes.InvalidArgument, "invalid"},
 	{limiter.ErrInvalidCost, codes.InvalidArgument, "invalid"},

@@ -82,8 +82,17 @@ func mulDiv(a, b, c int64, roundUp bool) int64 {
 // capacity - (full-now) worth of refill, which is negative when full-now exceeds
 // capNs: the bucket is in debt.
 type bucket struct {
-	rate bucketRate
+	rate bucketRate // in force: the configured one, or the provider's while lower
 	full int64
+
+	configured    bucketRate // from the pool's config
+	providerUntil int64      // while non-zero, rate is the provider's until then
+}
+
+// setRate changes the bucket's rate at now, keeping its fill fraction.
+func (b *bucket) setRate(now int64, r bucketRate) {
+	b.full = now + scaleDeficit(b.deficit(now), b.rate.capNs, r.capNs)
+	b.rate = r
 }
 
 // deficit returns how many nanoseconds of refill the bucket lacks at now.

@@ -24,6 +24,8 @@ var (
 	ErrInvalidCost = errors.New("invalid cost")
 	// ErrCancelled: the caller left before the grant.
 	ErrCancelled = errors.New("cancelled")
+	// ErrQuotaExhausted: the provider said the key's quota is spent.
+	ErrQuotaExhausted = errors.New("provider quota exhausted")
 	// ErrClosed: the limiter is shutting down.
 	ErrClosed = errors.New("limiter closed")
 )

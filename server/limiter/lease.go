@@ -10,6 +10,9 @@ type lease struct {
 	requestID string
 	state     leaseState
 	expires   int64 // open: when the lease runs out; tombstone: when it is forgotten
+	// grantedAfter is the pool's total grants right after this one: what the pool
+	// granted since is the difference from its total when the provider answers.
+	grantedAfter Cost
 
 	prev, next *lease // links in the pool's open or tombstone list, by expires
 }

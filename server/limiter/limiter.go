@@ -2,9 +2,9 @@ package limiter
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sort"
 	"sync"
 	"time"
 
@@ -47,19 +47,19 @@ func (l *Limiter) now() int64 { return int64(l.clock.Now().Sub(l.base)) }
 // waiters failing with ErrPoolRemoved. A config that fails validation leaves its pool
 // as it was; the errors name the pools.
 func (l *Limiter) Apply(cfgs map[string]Config) error {
-	var errs []error
+	refused := map[string]error{}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for name, cfg := range cfgs {
 		if e := l.pools[name]; e != nil {
 			if err := e.reconfigure(cfg); err != nil {
-				errs = append(errs, fmt.Errorf("pool %q: %w", name, err))
+				refused[name] = err
 			}
 			continue
 		}
 		p, err := NewPool(cfg, l.now(), rand.Uint32())
 		if err != nil {
-			errs = append(errs, fmt.Errorf("pool %q: %w", name, err))
+			refused[name] = err
 			continue
 		}
 		l.pools[name] = &entry{lim: l, name: name, pool: p}
@@ -70,7 +70,32 @@ func (l *Limiter) Apply(cfgs map[string]Config) error {
 			e.drain(fmt.Errorf("%w: %q", ErrPoolRemoved, name))
 		}
 	}
-	return errors.Join(errs...)
+	if len(refused) > 0 {
+		return &ApplyError{Refused: refused}
+	}
+	return nil
+}
+
+// ApplyError lists the pools Apply refused; each kept its previous definition (a
+// new one was not created).
+type ApplyError struct {
+	Refused map[string]error
+}
+
+func (e *ApplyError) Error() string {
+	names := make([]string, 0, len(e.Refused))
+	for name := range e.Refused {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	msg := ""
+	for i, name := range names {
+		if i > 0 {
+			msg += "; "
+		}
+		msg += fmt.Sprintf("pool %q: %v", name, e.Refused[name])
+	}
+	return msg
 }
 
 func (e *entry) reconfigure(cfg Config) error {
@@ -234,6 +259,22 @@ func (l *Limiter) Report(pool string, id GrantID, u Usage, outcome Outcome, retr
 		return err
 	})
 	return res, err
+}
+
+// Observe applies a provider's response to grant id of pool; see Pool.Observe.
+func (l *Limiter) Observe(pool string, id GrantID, views []ProviderView) error {
+	return l.with(pool, func(p *Pool, now int64) error {
+		p.Observe(now, p.localSeq(id), views)
+		return nil
+	})
+}
+
+// ExhaustQuota makes pool fail fast for d; see Pool.ExhaustQuota.
+func (l *Limiter) ExhaustQuota(pool, reason string, d time.Duration) error {
+	return l.with(pool, func(p *Pool, now int64) error {
+		p.ExhaustQuota(now, reason, d)
+		return nil
+	})
 }
 
 // Renew extends an open lease of pool; see Pool.Renew.

@@ -35,6 +35,10 @@ type Pool struct {
 	shadowDelayed uint64
 
 	free []*lease // forgotten leases kept for reuse, at most maxFreeLeases
+
+	granted        Cost   // everything ever granted, for provider feedback
+	exhausted      string // why the pool fails fast (a spent provider quota), if it does
+	exhaustedUntil int64
 }
 
 // maxFreeLeases bounds the leases a pool keeps for reuse: enough that a busy pool
@@ -113,7 +117,7 @@ func (p *Pool) configure(cfg Config, now int64) error {
 	var maxUnits [numResources]int64
 	for i, l := range cfg.Limits {
 		rate, _ := newBucketRate(l)
-		b := bucket{rate: rate, full: now + rate.capNs - int64(l.Initial*float64(rate.capNs))}
+		b := bucket{rate: rate, configured: rate, full: now + rate.capNs - int64(l.Initial*float64(rate.capNs))}
 		for j, old := range p.cfg.Limits {
 			if old.Resource == l.Resource && old.Period == l.Period {
 				b.full = now + scaleDeficit(p.buckets[j].deficit(now), p.buckets[j].rate.capNs, rate.capNs)
@@ -150,6 +154,7 @@ func (p *Pool) Reconfigure(now int64, cfg Config) error {
 	if err := p.configure(cfg, now); err != nil {
 		return err
 	}
+	p.exhausted, p.exhaustedUntil = "", 0 // a config change is the operator's answer
 	for _, t := range p.queue.tenants {
 		t.weight = p.weight(t.name)
 		for w := t.head; w != nil; {
@@ -207,6 +212,11 @@ func (p *Pool) Acquire(now int64, req Request) (Decision, error) {
 	p.Advance(now)
 	if err := validCost(req.Cost); err != nil {
 		return Decision{}, err
+	}
+	if p.exhausted != "" {
+		if err := p.exhaustedErr(now); err != nil {
+			return Decision{}, err
+		}
 	}
 	cost := req.Cost.normalized()
 	if err := p.checkCost(cost); err != nil {
@@ -348,8 +358,9 @@ func (p *Pool) grant(now int64, seq uint64, cost Cost, requestID string, enqueue
 		b := &p.buckets[i]
 		b.debit(now, b.rate.nsFor(cost.units(p.cfg.Limits[i].Resource)))
 	}
+	p.granted = p.granted.add(cost)
 	l := p.newLease()
-	*l = lease{seq: seq, cost: cost, requestID: requestID, expires: now + int64(p.cfg.LeaseTTL)}
+	*l = lease{seq: seq, cost: cost, requestID: requestID, expires: now + int64(p.cfg.LeaseTTL), grantedAfter: p.granted}
 	if p.leases == nil {
 		p.leases = make(map[uint64]*lease)
 	}
@@ -376,6 +387,7 @@ func (p *Pool) tick(now int64) {
 		p.tombs.insert(l)
 	}
 	p.forgetTombstones(now)
+	p.expireProviderLimits(now)
 }
 
 func (p *Pool) forgetTombstones(now int64) {

@@ -33,14 +33,23 @@ func (p *Pool) Status(now int64, name string) *quotadv1.PoolStatus {
 	for i := range p.buckets {
 		b, l := &p.buckets[i], p.cfg.Limits[i]
 		level := b.level(now)
-		s.Limits = append(s.Limits, &quotadv1.LimitStatus{
+		ls := &quotadv1.LimitStatus{
 			Resource: l.Resource.String(),
 			Period:   durationpb.New(l.Period),
 			Amount:   b.rate.amount,
 			Capacity: b.rate.capacity,
 			Level:    level,
 			Debt:     max(-level, 0),
-		})
+		}
+		if b.providerUntil != 0 {
+			ls.ProviderLimit = b.rate.amount
+			ls.ProviderLimitFor = durationpb.New(time.Duration(b.providerUntil - now))
+		}
+		s.Limits = append(s.Limits, ls)
+	}
+	if p.exhausted != "" && p.exhaustedUntil > now {
+		s.QuotaExhausted = p.exhausted
+		s.QuotaExhaustedFor = durationpb.New(time.Duration(p.exhaustedUntil - now))
 	}
 	for name, t := range p.queue.tenants {
 		s.Tenants = append(s.Tenants, &quotadv1.TenantStatus{

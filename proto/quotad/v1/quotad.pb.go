@@ -207,11 +207,19 @@ func (x *Cost) GetOutputTokens() int64 {
 
 // Usage is what a call actually used, as the provider reports it.
 type Usage struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	InputTokens   int64                  `protobuf:"varint,1,opt,name=input_tokens,json=inputTokens,proto3" json:"input_tokens,omitempty"`
-	OutputTokens  int64                  `protobuf:"varint,2,opt,name=output_tokens,json=outputTokens,proto3" json:"output_tokens,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Input tokens as the provider reports them. For Anthropic, the tokens after the
+	// last cache breakpoint (its usage.input_tokens).
+	InputTokens  int64 `protobuf:"varint,1,opt,name=input_tokens,json=inputTokens,proto3" json:"input_tokens,omitempty"`
+	OutputTokens int64 `protobuf:"varint,2,opt,name=output_tokens,json=outputTokens,proto3" json:"output_tokens,omitempty"`
+	// Anthropic's usage.cache_creation_input_tokens: they count toward its input
+	// limit.
+	CacheCreationInputTokens int64 `protobuf:"varint,3,opt,name=cache_creation_input_tokens,json=cacheCreationInputTokens,proto3" json:"cache_creation_input_tokens,omitempty"`
+	// Anthropic's usage.cache_read_input_tokens: they count only where the pool says
+	// so (count_cache_reads).
+	CacheReadInputTokens int64 `protobuf:"varint,4,opt,name=cache_read_input_tokens,json=cacheReadInputTokens,proto3" json:"cache_read_input_tokens,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *Usage) Reset() {
@@ -258,6 +266,134 @@ func (x *Usage) GetOutputTokens() int64 {
 	return 0
 }
 
+func (x *Usage) GetCacheCreationInputTokens() int64 {
+	if x != nil {
+		return x.CacheCreationInputTokens
+	}
+	return 0
+}
+
+func (x *Usage) GetCacheReadInputTokens() int64 {
+	if x != nil {
+		return x.CacheReadInputTokens
+	}
+	return 0
+}
+
+// Message is one chat message.
+type Message struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Role          string                 `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
+	Content       string                 `protobuf:"bytes,2,opt,name=content,proto3" json:"content,omitempty"`
+	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Message) Reset() {
+	*x = Message{}
+	mi := &file_quotad_v1_quotad_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Message) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Message) ProtoMessage() {}
+
+func (x *Message) ProtoReflect() protoreflect.Message {
+	mi := &file_quotad_v1_quotad_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Message.ProtoReflect.Descriptor instead.
+func (*Message) Descriptor() ([]byte, []int) {
+	return file_quotad_v1_quotad_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Message) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *Message) GetContent() string {
+	if x != nil {
+		return x.Content
+	}
+	return ""
+}
+
+func (x *Message) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// Prompt is what a call will send: a text, or chat messages.
+type Prompt struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Text          string                 `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
+	Messages      []*Message             `protobuf:"bytes,2,rep,name=messages,proto3" json:"messages,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Prompt) Reset() {
+	*x = Prompt{}
+	mi := &file_quotad_v1_quotad_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Prompt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Prompt) ProtoMessage() {}
+
+func (x *Prompt) ProtoReflect() protoreflect.Message {
+	mi := &file_quotad_v1_quotad_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Prompt.ProtoReflect.Descriptor instead.
+func (*Prompt) Descriptor() ([]byte, []int) {
+	return file_quotad_v1_quotad_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Prompt) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *Prompt) GetMessages() []*Message {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
 type AcquireRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The pool, e.g. "openai/prod/gpt-4o-mini".
@@ -269,14 +405,24 @@ type AcquireRequest struct {
 	MaxWait *durationpb.Duration `protobuf:"bytes,4,opt,name=max_wait,json=maxWait,proto3" json:"max_wait,omitempty"`
 	// Idempotency key: a retry with the same id attaches to the same waiter or returns
 	// the same grant, and is charged once.
-	RequestId     string `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RequestId string `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// Instead of counting input tokens itself, a caller may send the prompt and the
+	// model: quotad counts them and reserves at least what the provider's own
+	// admission estimate charges. Input tokens in cost are then ignored.
+	Prompt *Prompt `protobuf:"bytes,6,opt,name=prompt,proto3" json:"prompt,omitempty"`
+	Model  string  `protobuf:"bytes,7,opt,name=model,proto3" json:"model,omitempty"`
+	// The call's max_tokens; unset: the pool's default_max_output_tokens. Used with
+	// prompt, in place of cost.output_tokens.
+	MaxOutputTokens *int64 `protobuf:"varint,8,opt,name=max_output_tokens,json=maxOutputTokens,proto3,oneof" json:"max_output_tokens,omitempty"`
+	// How many completions the call asks for (OpenAI's n); below 1 counts as 1.
+	N             int64 `protobuf:"varint,9,opt,name=n,proto3" json:"n,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AcquireRequest) Reset() {
 	*x = AcquireRequest{}
-	mi := &file_quotad_v1_quotad_proto_msgTypes[2]
+	mi := &file_quotad_v1_quotad_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -288,7 +434,7 @@ func (x *AcquireRequest) String() string {
 func (*AcquireRequest) ProtoMessage() {}
 
 func (x *AcquireRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quotad_v1_quotad_proto_msgTypes[2]
+	mi := &file_quotad_v1_quotad_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -301,7 +447,7 @@ func (x *AcquireRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcquireRequest.ProtoReflect.Descriptor instead.
 func (*AcquireRequest) Descriptor() ([]byte, []int) {
-	return file_quotad_v1_quotad_proto_rawDescGZIP(), []int{2}
+	return file_quotad_v1_quotad_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *AcquireRequest) GetPool() string {
@@ -339,6 +485,34 @@ func (x *AcquireRequest) GetRequestId() string {
 	return ""
 }
 
+func (x *AcquireRequest) GetPrompt() *Prompt {
+	if x != nil {
+		return x.Prompt
+	}
+	return nil
+}
+
+func (x *AcquireRequest) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *AcquireRequest) GetMaxOutputTokens() int64 {
+	if x != nil && x.MaxOutputTokens != nil {
+		return *x.MaxOutputTokens
+	}
+	return 0
+}
+
+func (x *AcquireRequest) GetN() int64 {
+	if x != nil {
+		return x.N
+	}
+	return 0
+}
+
 type AcquireResponse struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Granted bool                   `protobuf:"varint,1,opt,name=granted,proto3" json:"granted,omitempty"`
@@ -364,7 +538,7 @@ type AcquireResponse struct {
 
 func (x *AcquireResponse) Reset() {
 	*x = AcquireResponse{}
-	mi := &file_quotad_v1_quotad_proto_msgTypes[3]
+	mi := &file_quotad_v1_quotad_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -376,7 +550,7 @@ func (x *AcquireResponse) String() string {
 func (*AcquireResponse) ProtoMessage() {}
 
 func (x *AcquireResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quotad_v1_quotad_proto_msgTypes[3]
+	mi := &file_quotad_v1_quotad_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -389,7 +563,7 @@ func (x *AcquireResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcquireResponse.ProtoReflect.Descriptor instead.
 func (*AcquireResponse) Descriptor() ([]byte, []int) {
-	return file_quotad_v1_quotad_proto_rawDescGZIP(), []int{3}
+	return file_quotad_v1_quotad_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *AcquireResponse) GetGranted() bool {
@@ -463,15 +637,19 @@ type ReportRequest struct {
 	Outcome Outcome                `protobuf:"varint,4,opt,name=outcome,proto3,enum=quotad.v1.Outcome" json:"outcome,omitempty"`
 	// The provider's retry-after, with OUTCOME_RATE_LIMITED.
 	RetryAfter *durationpb.Duration `protobuf:"bytes,5,opt,name=retry_after,json=retryAfter,proto3" json:"retry_after,omitempty"`
-	// The provider's rate-limit response headers (x-ratelimit-*, anthropic-ratelimit-*).
-	Headers       map[string]string `protobuf:"bytes,6,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The provider's rate-limit response headers (x-ratelimit-*, anthropic-ratelimit-*,
+	// retry-after, retry-after-ms, date), names in lower case.
+	Headers map[string]string `protobuf:"bytes,6,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The provider's error type or code on a failed call (for example
+	// "insufficient_quota"), so that an exhausted quota fails the pool fast.
+	ProviderError string `protobuf:"bytes,7,opt,name=provider_error,json=providerError,proto3" json:"provider_error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReportRequest) Reset() {
 	*x = ReportRequest{}
-	mi := &file_quotad_v1_quotad_proto_msgTypes[4]
+	mi := &file_quotad_v1_quotad_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -483,7 +661,7 @@ func (x *ReportRequest) String() string {
 func (*ReportRequest) ProtoMessage() {}
 
 func (x *ReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quotad_v1_quotad_proto_msgTypes[4]
+	mi := &file_quotad_v1_quotad_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -496,7 +674,7 @@ func (x *ReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRequest.ProtoReflect.Descriptor instead.
 func (*ReportRequest) Descriptor() ([]byte, []int) {
-	return file_quotad_v1_quotad_proto_rawDescGZIP(), []int{4}
+	return file_quotad_v1_quotad_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ReportRequest) GetGrantId() string {
@@ -541,6 +719,13 @@ func (x *ReportRequest) GetHeaders() map[string]string {
 	return nil
 }
 
+func (x *ReportRequest) GetProviderError() string {
+	if x != nil {
+		return x.ProviderError
+	}
+	return ""
+}
+
 type ReportResponse struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Settlement Settlement             `protobuf:"varint,1,opt,name=settlement,proto3,enum=quotad.v1.Settlement" json:"settlement,omitempty"`
@@ -552,7 +737,7 @@ type ReportResponse struct {
 
 func (x *ReportResponse) Reset() {
 	*x = ReportResponse{}
-	mi := &file_quotad_v1_quotad_proto_msgTypes[5]
+	mi := &file_quotad_v1_quotad_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -564,7 +749,7 @@ func (x *ReportResponse) String() string {
 func (*ReportResponse) ProtoMessage() {}
 
 func (x *ReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quotad_v1_quotad_proto_msgTypes[5]
+	mi := &file_quotad_v1_quotad_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -577,7 +762,7 @@ func (x *ReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportResponse.ProtoReflect.Descriptor instead.
 func (*ReportResponse) Descriptor() ([]byte, []int) {
-	return file_quotad_v1_quotad_proto_rawDescGZIP(), []int{5}
+	return file_quotad_v1_quotad_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ReportResponse) GetSettlement() Settlement {
@@ -604,7 +789,7 @@ type RenewRequest struct {
 
 func (x *RenewRequest) Reset() {
 	*x = RenewRequest{}
-	mi := &file_quotad_v1_quotad_proto_msgTypes[6]
+	mi := &file_quotad_v1_quotad_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -616,7 +801,7 @@ func (x *RenewRequest) String() string {
 func (*RenewRequest) ProtoMessage() {}
 
 func (x *RenewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quotad_v1_quotad_proto_msgTypes[6]
+	mi := &file_quotad_v1_quotad_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -629,7 +814,7 @@ func (x *RenewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewRequest.ProtoReflect.Descriptor instead.
 func (*RenewRequest) Descriptor() ([]byte, []int) {
-	return file_quotad_v1_quotad_proto_rawDescGZIP(), []int{6}
+	return file_quotad_v1_quotad_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RenewRequest) GetGrantId() string {
@@ -656,7 +841,7 @@ type RenewResponse struct {
 
 func (x *RenewResponse) Reset() {
 	*x = RenewResponse{}
-	mi := &file_quotad_v1_quotad_proto_msgTypes[7]
+	mi := &file_quotad_v1_quotad_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -668,7 +853,7 @@ func (x *RenewResponse) String() string {
 func (*RenewResponse) ProtoMessage() {}
 
 func (x *RenewResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quotad_v1_quotad_proto_msgTypes[7]
+	mi := &file_quotad_v1_quotad_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -681,7 +866,7 @@ func (x *RenewResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewResponse.ProtoReflect.Descriptor instead.
 func (*RenewResponse) Descriptor() ([]byte, []int) {
-	return file_quotad_v1_quotad_proto_rawDescGZIP(), []int{7}
+	return file_quotad_v1_quotad_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RenewResponse) GetLeaseTtl() *durationpb.Duration {
@@ -689,6 +874,121 @@ func (x *RenewResponse) GetLeaseTtl() *durationpb.Duration {
 		return x.LeaseTtl
 	}
 	return nil
+}
+
+type CountTokensRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Model         string                 `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	Prompt        *Prompt                `protobuf:"bytes,2,opt,name=prompt,proto3" json:"prompt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CountTokensRequest) Reset() {
+	*x = CountTokensRequest{}
+	mi := &file_quotad_v1_quotad_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CountTokensRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CountTokensRequest) ProtoMessage() {}
+
+func (x *CountTokensRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quotad_v1_quotad_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CountTokensRequest.ProtoReflect.Descriptor instead.
+func (*CountTokensRequest) Descriptor() ([]byte, []int) {
+	return file_quotad_v1_quotad_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *CountTokensRequest) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *CountTokensRequest) GetPrompt() *Prompt {
+	if x != nil {
+		return x.Prompt
+	}
+	return nil
+}
+
+type CountTokensResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Tokens int64                  `protobuf:"varint,1,opt,name=tokens,proto3" json:"tokens,omitempty"`
+	// The encoding used, e.g. "o200k_base"; empty for an estimate.
+	Encoding string `protobuf:"bytes,2,opt,name=encoding,proto3" json:"encoding,omitempty"`
+	// True when the model has no known encoding and the count is an estimate from
+	// characters.
+	Estimated     bool `protobuf:"varint,3,opt,name=estimated,proto3" json:"estimated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CountTokensResponse) Reset() {
+	*x = CountTokensResponse{}
+	mi := &file_quotad_v1_quotad_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CountTokensResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CountTokensResponse) ProtoMessage() {}
+
+func (x *CountTokensResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quotad_v1_quotad_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CountTokensResponse.ProtoReflect.Descriptor instead.
+func (*CountTokensResponse) Descriptor() ([]byte, []int) {
+	return file_quotad_v1_quotad_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *CountTokensResponse) GetTokens() int64 {
+	if x != nil {
+		return x.Tokens
+	}
+	return 0
+}
+
+func (x *CountTokensResponse) GetEncoding() string {
+	if x != nil {
+		return x.Encoding
+	}
+	return ""
+}
+
+func (x *CountTokensResponse) GetEstimated() bool {
+	if x != nil {
+		return x.Estimated
+	}
+	return false
 }
 
 type GetPoolRequest struct {
@@ -700,7 +1000,7 @@ type GetPoolRequest struct {
 
 func (x *GetPoolRequest) Reset() {
 	*x = GetPoolRequest{}
-	mi := &file_quotad_v1_quotad_proto_msgTypes[8]
+	mi := &file_quotad_v1_quotad_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -712,7 +1012,7 @@ func (x *GetPoolRequest) String() string {
 func (*GetPoolRequest) ProtoMessage() {}
 
 func (x *GetPoolRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quotad_v1_quotad_proto_msgTypes[8]
+	mi := &file_quotad_v1_quotad_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -725,7 +1025,7 @@ func (x *GetPoolRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPoolRequest.ProtoReflect.Descriptor instead.
 func (*GetPoolRequest) Descriptor() ([]byte, []int) {
-	return file_quotad_v1_quotad_proto_rawDescGZIP(), []int{8}
+	return file_quotad_v1_quotad_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetPoolRequest) GetPool() string {
@@ -748,14 +1048,18 @@ type LimitStatus struct {
 	// What the bucket holds now; negative when it is in debt.
 	Level int64 `protobuf:"varint,5,opt,name=level,proto3" json:"level,omitempty"`
 	// How far below zero the bucket is (0 when not in debt).
-	Debt          int64 `protobuf:"varint,6,opt,name=debt,proto3" json:"debt,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Debt int64 `protobuf:"varint,6,opt,name=debt,proto3" json:"debt,omitempty"`
+	// Set while the provider reports a lower limit than the configured one: the
+	// provider's limit, in force until no response confirms it for a while.
+	ProviderLimit    int64                `protobuf:"varint,7,opt,name=provider_limit,json=providerLimit,proto3" json:"provider_limit,omitempty"`
+	ProviderLimitFor *durationpb.Duration `protobuf:"bytes,8,opt,name=provider_limit_for,json=providerLimitFor,proto3" json:"provider_limit_for,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *LimitStatus) Reset() {
 	*x = LimitStatus{}
-	mi := &file_quotad_v1_quotad_proto_msgTypes[9]
+	mi := &file_quotad_v1_quotad_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -767,7 +1071,7 @@ func (x *LimitStatus) String() string {
 func (*LimitStatus) ProtoMessage() {}
 
 func (x *LimitStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_quotad_v1_quotad_proto_msgTypes[9]
+	mi := &file_quotad_v1_quotad_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -780,7 +1084,7 @@ func (x *LimitStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LimitStatus.ProtoReflect.Descriptor instead.
 func (*LimitStatus) Descriptor() ([]byte, []int) {
-	return file_quotad_v1_quotad_proto_rawDescGZIP(), []int{9}
+	return file_quotad_v1_quotad_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *LimitStatus) GetResource() string {
@@ -825,6 +1129,20 @@ func (x *LimitStatus) GetDebt() int64 {
 	return 0
 }
 
+func (x *LimitStatus) GetProviderLimit() int64 {
+	if x != nil {
+		return x.ProviderLimit
+	}
+	return 0
+}
+
+func (x *LimitStatus) GetProviderLimitFor() *durationpb.Duration {
+	if x != nil {
+		return x.ProviderLimitFor
+	}
+	return nil
+}
+
 // TenantStatus is one tenant's share of a pool.
 type TenantStatus struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -840,7 +1158,7 @@ type TenantStatus struct {
 
 func (x *TenantStatus) Reset() {
 	*x = TenantStatus{}
-	mi := &file_quotad_v1_quotad_proto_msgTypes[10]
+	mi := &file_quotad_v1_quotad_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -852,7 +1170,7 @@ func (x *TenantStatus) String() string {
 func (*TenantStatus) ProtoMessage() {}
 
 func (x *TenantStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_quotad_v1_quotad_proto_msgTypes[10]
+	mi := &file_quotad_v1_quotad_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -865,7 +1183,7 @@ func (x *TenantStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TenantStatus.ProtoReflect.Descriptor instead.
 func (*TenantStatus) Descriptor() ([]byte, []int) {
-	return file_quotad_v1_quotad_proto_rawDescGZIP(), []int{10}
+	return file_quotad_v1_quotad_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *TenantStatus) GetTenant() string {
@@ -923,13 +1241,18 @@ type PoolStatus struct {
 	ShadowDelayed   uint64               `protobuf:"varint,12,opt,name=shadow_delayed,json=shadowDelayed,proto3" json:"shadow_delayed,omitempty"`
 	NextSequence    uint64               `protobuf:"varint,13,opt,name=next_sequence,json=nextSequence,proto3" json:"next_sequence,omitempty"`
 	LeaseTtl        *durationpb.Duration `protobuf:"bytes,14,opt,name=lease_ttl,json=leaseTtl,proto3" json:"lease_ttl,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The pool's provider style: openai, azure, anthropic or generic.
+	Provider string `protobuf:"bytes,15,opt,name=provider,proto3" json:"provider,omitempty"`
+	// Set while the pool fails fast because the provider said its quota is spent.
+	QuotaExhausted    string               `protobuf:"bytes,16,opt,name=quota_exhausted,json=quotaExhausted,proto3" json:"quota_exhausted,omitempty"`
+	QuotaExhaustedFor *durationpb.Duration `protobuf:"bytes,17,opt,name=quota_exhausted_for,json=quotaExhaustedFor,proto3" json:"quota_exhausted_for,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *PoolStatus) Reset() {
 	*x = PoolStatus{}
-	mi := &file_quotad_v1_quotad_proto_msgTypes[11]
+	mi := &file_quotad_v1_quotad_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -941,7 +1264,7 @@ func (x *PoolStatus) String() string {
 func (*PoolStatus) ProtoMessage() {}
 
 func (x *PoolStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_quotad_v1_quotad_proto_msgTypes[11]
+	mi := &file_quotad_v1_quotad_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -954,7 +1277,7 @@ func (x *PoolStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PoolStatus.ProtoReflect.Descriptor instead.
 func (*PoolStatus) Descriptor() ([]byte, []int) {
-	return file_quotad_v1_quotad_proto_rawDescGZIP(), []int{11}
+	return file_quotad_v1_quotad_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PoolStatus) GetPool() string {
@@ -1055,6 +1378,27 @@ func (x *PoolStatus) GetLeaseTtl() *durationpb.Duration {
 	return nil
 }
 
+func (x *PoolStatus) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *PoolStatus) GetQuotaExhausted() string {
+	if x != nil {
+		return x.QuotaExhausted
+	}
+	return ""
+}
+
+func (x *PoolStatus) GetQuotaExhaustedFor() *durationpb.Duration {
+	if x != nil {
+		return x.QuotaExhaustedFor
+	}
+	return nil
+}
+
 var File_quotad_v1_quotad_proto protoreflect.FileDescriptor
 
 const file_quotad_v1_quotad_proto_rawDesc = "" +
@@ -1063,17 +1407,31 @@ const file_quotad_v1_quotad_proto_rawDesc = "" +
 	"\x04Cost\x12\x1a\n" +
 	"\brequests\x18\x01 \x01(\x03R\brequests\x12!\n" +
 	"\finput_tokens\x18\x02 \x01(\x03R\vinputTokens\x12#\n" +
-	"\routput_tokens\x18\x03 \x01(\x03R\foutputTokens\"O\n" +
+	"\routput_tokens\x18\x03 \x01(\x03R\foutputTokens\"\xc5\x01\n" +
 	"\x05Usage\x12!\n" +
 	"\finput_tokens\x18\x01 \x01(\x03R\vinputTokens\x12#\n" +
-	"\routput_tokens\x18\x02 \x01(\x03R\foutputTokens\"\xb6\x01\n" +
+	"\routput_tokens\x18\x02 \x01(\x03R\foutputTokens\x12=\n" +
+	"\x1bcache_creation_input_tokens\x18\x03 \x01(\x03R\x18cacheCreationInputTokens\x125\n" +
+	"\x17cache_read_input_tokens\x18\x04 \x01(\x03R\x14cacheReadInputTokens\"K\n" +
+	"\aMessage\x12\x12\n" +
+	"\x04role\x18\x01 \x01(\tR\x04role\x12\x18\n" +
+	"\acontent\x18\x02 \x01(\tR\acontent\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\"L\n" +
+	"\x06Prompt\x12\x12\n" +
+	"\x04text\x18\x01 \x01(\tR\x04text\x12.\n" +
+	"\bmessages\x18\x02 \x03(\v2\x12.quotad.v1.MessageR\bmessages\"\xcc\x02\n" +
 	"\x0eAcquireRequest\x12\x12\n" +
 	"\x04pool\x18\x01 \x01(\tR\x04pool\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12#\n" +
 	"\x04cost\x18\x03 \x01(\v2\x0f.quotad.v1.CostR\x04cost\x124\n" +
 	"\bmax_wait\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\amaxWait\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x05 \x01(\tR\trequestId\"\x82\x03\n" +
+	"request_id\x18\x05 \x01(\tR\trequestId\x12)\n" +
+	"\x06prompt\x18\x06 \x01(\v2\x11.quotad.v1.PromptR\x06prompt\x12\x14\n" +
+	"\x05model\x18\a \x01(\tR\x05model\x12/\n" +
+	"\x11max_output_tokens\x18\b \x01(\x03H\x00R\x0fmaxOutputTokens\x88\x01\x01\x12\f\n" +
+	"\x01n\x18\t \x01(\x03R\x01nB\x14\n" +
+	"\x12_max_output_tokens\"\x82\x03\n" +
 	"\x0fAcquireResponse\x12\x18\n" +
 	"\agranted\x18\x01 \x01(\bR\agranted\x12\x19\n" +
 	"\bgrant_id\x18\x02 \x01(\tR\agrantId\x12#\n" +
@@ -1085,7 +1443,7 @@ const file_quotad_v1_quotad_proto_rawDesc = "" +
 	"retryAfter\x12\x16\n" +
 	"\x06shadow\x18\b \x01(\bR\x06shadow\x12:\n" +
 	"\vshadow_wait\x18\t \x01(\v2\x19.google.protobuf.DurationR\n" +
-	"shadowWait\"\xcd\x02\n" +
+	"shadowWait\"\xf4\x02\n" +
 	"\rReportRequest\x12\x19\n" +
 	"\bgrant_id\x18\x01 \x01(\tR\agrantId\x12\x12\n" +
 	"\x04pool\x18\x02 \x01(\tR\x04pool\x12&\n" +
@@ -1093,7 +1451,8 @@ const file_quotad_v1_quotad_proto_rawDesc = "" +
 	"\aoutcome\x18\x04 \x01(\x0e2\x12.quotad.v1.OutcomeR\aoutcome\x12:\n" +
 	"\vretry_after\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\n" +
 	"retryAfter\x12?\n" +
-	"\aheaders\x18\x06 \x03(\v2%.quotad.v1.ReportRequest.HeadersEntryR\aheaders\x1a:\n" +
+	"\aheaders\x18\x06 \x03(\v2%.quotad.v1.ReportRequest.HeadersEntryR\aheaders\x12%\n" +
+	"\x0eprovider_error\x18\a \x01(\tR\rproviderError\x1a:\n" +
 	"\fHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"r\n" +
@@ -1106,22 +1465,31 @@ const file_quotad_v1_quotad_proto_rawDesc = "" +
 	"\bgrant_id\x18\x01 \x01(\tR\agrantId\x12\x12\n" +
 	"\x04pool\x18\x02 \x01(\tR\x04pool\"G\n" +
 	"\rRenewResponse\x126\n" +
-	"\tlease_ttl\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\bleaseTtl\"$\n" +
+	"\tlease_ttl\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\bleaseTtl\"U\n" +
+	"\x12CountTokensRequest\x12\x14\n" +
+	"\x05model\x18\x01 \x01(\tR\x05model\x12)\n" +
+	"\x06prompt\x18\x02 \x01(\v2\x11.quotad.v1.PromptR\x06prompt\"g\n" +
+	"\x13CountTokensResponse\x12\x16\n" +
+	"\x06tokens\x18\x01 \x01(\x03R\x06tokens\x12\x1a\n" +
+	"\bencoding\x18\x02 \x01(\tR\bencoding\x12\x1c\n" +
+	"\testimated\x18\x03 \x01(\bR\testimated\"$\n" +
 	"\x0eGetPoolRequest\x12\x12\n" +
-	"\x04pool\x18\x01 \x01(\tR\x04pool\"\xba\x01\n" +
+	"\x04pool\x18\x01 \x01(\tR\x04pool\"\xaa\x02\n" +
 	"\vLimitStatus\x12\x1a\n" +
 	"\bresource\x18\x01 \x01(\tR\bresource\x121\n" +
 	"\x06period\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x06period\x12\x16\n" +
 	"\x06amount\x18\x03 \x01(\x03R\x06amount\x12\x1a\n" +
 	"\bcapacity\x18\x04 \x01(\x03R\bcapacity\x12\x14\n" +
 	"\x05level\x18\x05 \x01(\x03R\x05level\x12\x12\n" +
-	"\x04debt\x18\x06 \x01(\x03R\x04debt\"\x9b\x01\n" +
+	"\x04debt\x18\x06 \x01(\x03R\x04debt\x12%\n" +
+	"\x0eprovider_limit\x18\a \x01(\x03R\rproviderLimit\x12G\n" +
+	"\x12provider_limit_for\x18\b \x01(\v2\x19.google.protobuf.DurationR\x10providerLimitFor\"\x9b\x01\n" +
 	"\fTenantStatus\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x16\n" +
 	"\x06weight\x18\x02 \x01(\x03R\x06weight\x12\x18\n" +
 	"\awaiters\x18\x03 \x01(\x03R\awaiters\x12'\n" +
 	"\x06queued\x18\x04 \x01(\v2\x0f.quotad.v1.CostR\x06queued\x12\x18\n" +
-	"\agranted\x18\x05 \x01(\x04R\agranted\"\xd1\x04\n" +
+	"\agranted\x18\x05 \x01(\x04R\agranted\"\xe1\x05\n" +
 	"\n" +
 	"PoolStatus\x12\x12\n" +
 	"\x04pool\x18\x01 \x01(\tR\x04pool\x12.\n" +
@@ -1141,7 +1509,10 @@ const file_quotad_v1_quotad_proto_rawDesc = "" +
 	"\x11shadow_wait_total\x18\v \x01(\v2\x19.google.protobuf.DurationR\x0fshadowWaitTotal\x12%\n" +
 	"\x0eshadow_delayed\x18\f \x01(\x04R\rshadowDelayed\x12#\n" +
 	"\rnext_sequence\x18\r \x01(\x04R\fnextSequence\x126\n" +
-	"\tlease_ttl\x18\x0e \x01(\v2\x19.google.protobuf.DurationR\bleaseTtl*{\n" +
+	"\tlease_ttl\x18\x0e \x01(\v2\x19.google.protobuf.DurationR\bleaseTtl\x12\x1a\n" +
+	"\bprovider\x18\x0f \x01(\tR\bprovider\x12'\n" +
+	"\x0fquota_exhausted\x18\x10 \x01(\tR\x0equotaExhausted\x12I\n" +
+	"\x13quota_exhausted_for\x18\x11 \x01(\v2\x19.google.protobuf.DurationR\x11quotaExhaustedFor*{\n" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fOUTCOME_SUCCESS\x10\x01\x12\x14\n" +
@@ -1154,12 +1525,13 @@ const file_quotad_v1_quotad_proto_rawDesc = "" +
 	"\x12SETTLEMENT_SETTLED\x10\x01\x12\x13\n" +
 	"\x0fSETTLEMENT_LATE\x10\x02\x12\x18\n" +
 	"\x14SETTLEMENT_DUPLICATE\x10\x03\x12\x1c\n" +
-	"\x18SETTLEMENT_UNKNOWN_GRANT\x10\x042\x88\x02\n" +
+	"\x18SETTLEMENT_UNKNOWN_GRANT\x10\x042\xd6\x02\n" +
 	"\fQuotaService\x12@\n" +
 	"\aAcquire\x12\x19.quotad.v1.AcquireRequest\x1a\x1a.quotad.v1.AcquireResponse\x12=\n" +
 	"\x06Report\x12\x18.quotad.v1.ReportRequest\x1a\x19.quotad.v1.ReportResponse\x12:\n" +
 	"\x05Renew\x12\x17.quotad.v1.RenewRequest\x1a\x18.quotad.v1.RenewResponse\x12;\n" +
-	"\aGetPool\x12\x19.quotad.v1.GetPoolRequest\x1a\x15.quotad.v1.PoolStatusB3Z1github.com/quotad/quotad/proto/quotad/v1;quotadv1b\x06proto3"
+	"\aGetPool\x12\x19.quotad.v1.GetPoolRequest\x1a\x15.quotad.v1.PoolStatus\x12L\n" +
+	"\vCountTokens\x12\x1d.quotad.v1.CountTokensRequest\x1a\x1e.quotad.v1.CountTokensResponseB3Z1github.com/quotad/quotad/proto/quotad/v1;quotadv1b\x06proto3"
 
 var (
 	file_quotad_v1_quotad_proto_rawDescOnce sync.Once
@@ -1174,61 +1546,72 @@ func file_quotad_v1_quotad_proto_rawDescGZIP() []byte {
 }
 
 var file_quotad_v1_quotad_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_quotad_v1_quotad_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_quotad_v1_quotad_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_quotad_v1_quotad_proto_goTypes = []any{
 	(Outcome)(0),                // 0: quotad.v1.Outcome
 	(Settlement)(0),             // 1: quotad.v1.Settlement
 	(*Cost)(nil),                // 2: quotad.v1.Cost
 	(*Usage)(nil),               // 3: quotad.v1.Usage
-	(*AcquireRequest)(nil),      // 4: quotad.v1.AcquireRequest
-	(*AcquireResponse)(nil),     // 5: quotad.v1.AcquireResponse
-	(*ReportRequest)(nil),       // 6: quotad.v1.ReportRequest
-	(*ReportResponse)(nil),      // 7: quotad.v1.ReportResponse
-	(*RenewRequest)(nil),        // 8: quotad.v1.RenewRequest
-	(*RenewResponse)(nil),       // 9: quotad.v1.RenewResponse
-	(*GetPoolRequest)(nil),      // 10: quotad.v1.GetPoolRequest
-	(*LimitStatus)(nil),         // 11: quotad.v1.LimitStatus
-	(*TenantStatus)(nil),        // 12: quotad.v1.TenantStatus
-	(*PoolStatus)(nil),          // 13: quotad.v1.PoolStatus
-	nil,                         // 14: quotad.v1.ReportRequest.HeadersEntry
-	(*durationpb.Duration)(nil), // 15: google.protobuf.Duration
+	(*Message)(nil),             // 4: quotad.v1.Message
+	(*Prompt)(nil),              // 5: quotad.v1.Prompt
+	(*AcquireRequest)(nil),      // 6: quotad.v1.AcquireRequest
+	(*AcquireResponse)(nil),     // 7: quotad.v1.AcquireResponse
+	(*ReportRequest)(nil),       // 8: quotad.v1.ReportRequest
+	(*ReportResponse)(nil),      // 9: quotad.v1.ReportResponse
+	(*RenewRequest)(nil),        // 10: quotad.v1.RenewRequest
+	(*RenewResponse)(nil),       // 11: quotad.v1.RenewResponse
+	(*CountTokensRequest)(nil),  // 12: quotad.v1.CountTokensRequest
+	(*CountTokensResponse)(nil), // 13: quotad.v1.CountTokensResponse
+	(*GetPoolRequest)(nil),      // 14: quotad.v1.GetPoolRequest
+	(*LimitStatus)(nil),         // 15: quotad.v1.LimitStatus
+	(*TenantStatus)(nil),        // 16: quotad.v1.TenantStatus
+	(*PoolStatus)(nil),          // 17: quotad.v1.PoolStatus
+	nil,                         // 18: quotad.v1.ReportRequest.HeadersEntry
+	(*durationpb.Duration)(nil), // 19: google.protobuf.Duration
 }
 var file_quotad_v1_quotad_proto_depIdxs = []int32{
-	2,  // 0: quotad.v1.AcquireRequest.cost:type_name -> quotad.v1.Cost
-	15, // 1: quotad.v1.AcquireRequest.max_wait:type_name -> google.protobuf.Duration
-	2,  // 2: quotad.v1.AcquireResponse.cost:type_name -> quotad.v1.Cost
-	15, // 3: quotad.v1.AcquireResponse.waited:type_name -> google.protobuf.Duration
-	15, // 4: quotad.v1.AcquireResponse.lease_ttl:type_name -> google.protobuf.Duration
-	15, // 5: quotad.v1.AcquireResponse.retry_after:type_name -> google.protobuf.Duration
-	15, // 6: quotad.v1.AcquireResponse.shadow_wait:type_name -> google.protobuf.Duration
-	3,  // 7: quotad.v1.ReportRequest.usage:type_name -> quotad.v1.Usage
-	0,  // 8: quotad.v1.ReportRequest.outcome:type_name -> quotad.v1.Outcome
-	15, // 9: quotad.v1.ReportRequest.retry_after:type_name -> google.protobuf.Duration
-	14, // 10: quotad.v1.ReportRequest.headers:type_name -> quotad.v1.ReportRequest.HeadersEntry
-	1,  // 11: quotad.v1.ReportResponse.settlement:type_name -> quotad.v1.Settlement
-	2,  // 12: quotad.v1.ReportResponse.charged:type_name -> quotad.v1.Cost
-	15, // 13: quotad.v1.RenewResponse.lease_ttl:type_name -> google.protobuf.Duration
-	15, // 14: quotad.v1.LimitStatus.period:type_name -> google.protobuf.Duration
-	2,  // 15: quotad.v1.TenantStatus.queued:type_name -> quotad.v1.Cost
-	11, // 16: quotad.v1.PoolStatus.limits:type_name -> quotad.v1.LimitStatus
-	12, // 17: quotad.v1.PoolStatus.tenants:type_name -> quotad.v1.TenantStatus
-	2,  // 18: quotad.v1.PoolStatus.unsettled:type_name -> quotad.v1.Cost
-	15, // 19: quotad.v1.PoolStatus.paused_for:type_name -> google.protobuf.Duration
-	15, // 20: quotad.v1.PoolStatus.shadow_wait_total:type_name -> google.protobuf.Duration
-	15, // 21: quotad.v1.PoolStatus.lease_ttl:type_name -> google.protobuf.Duration
-	4,  // 22: quotad.v1.QuotaService.Acquire:input_type -> quotad.v1.AcquireRequest
-	6,  // 23: quotad.v1.QuotaService.Report:input_type -> quotad.v1.ReportRequest
-	8,  // 24: quotad.v1.QuotaService.Renew:input_type -> quotad.v1.RenewRequest
-	10, // 25: quotad.v1.QuotaService.GetPool:input_type -> quotad.v1.GetPoolRequest
-	5,  // 26: quotad.v1.QuotaService.Acquire:output_type -> quotad.v1.AcquireResponse
-	7,  // 27: quotad.v1.QuotaService.Report:output_type -> quotad.v1.ReportResponse
-	9,  // 28: quotad.v1.QuotaService.Renew:output_type -> quotad.v1.RenewResponse
-	13, // 29: quotad.v1.QuotaService.GetPool:output_type -> quotad.v1.PoolStatus
-	26, // [26:30] is the sub-list for method output_type
-	22, // [22:26] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	4,  // 0: quotad.v1.Prompt.messages:type_name -> quotad.v1.Message
+	2,  // 1: quotad.v1.AcquireRequest.cost:type_name -> quotad.v1.Cost
+	19, // 2: quotad.v1.AcquireRequest.max_wait:type_name -> google.protobuf.Duration
+	5,  // 3: quotad.v1.AcquireRequest.prompt:type_name -> quotad.v1.Prompt
+	2,  // 4: quotad.v1.AcquireResponse.cost:type_name -> quotad.v1.Cost
+	19, // 5: quotad.v1.AcquireResponse.waited:type_name -> google.protobuf.Duration
+	19, // 6: quotad.v1.AcquireResponse.lease_ttl:type_name -> google.protobuf.Duration
+	19, // 7: quotad.v1.AcquireResponse.retry_after:type_name -> google.protobuf.Duration
+	19, // 8: quotad.v1.AcquireResponse.shadow_wait:type_name -> google.protobuf.Duration
+	3,  // 9: quotad.v1.ReportRequest.usage:type_name -> quotad.v1.Usage
+	0,  // 10: quotad.v1.ReportRequest.outcome:type_name -> quotad.v1.Outcome
+	19, // 11: quotad.v1.ReportRequest.retry_after:type_name -> google.protobuf.Duration
+	18, // 12: quotad.v1.ReportRequest.headers:type_name -> quotad.v1.ReportRequest.HeadersEntry
+	1,  // 13: quotad.v1.ReportResponse.settlement:type_name -> quotad.v1.Settlement
+	2,  // 14: quotad.v1.ReportResponse.charged:type_name -> quotad.v1.Cost
+	19, // 15: quotad.v1.RenewResponse.lease_ttl:type_name -> google.protobuf.Duration
+	5,  // 16: quotad.v1.CountTokensRequest.prompt:type_name -> quotad.v1.Prompt
+	19, // 17: quotad.v1.LimitStatus.period:type_name -> google.protobuf.Duration
+	19, // 18: quotad.v1.LimitStatus.provider_limit_for:type_name -> google.protobuf.Duration
+	2,  // 19: quotad.v1.TenantStatus.queued:type_name -> quotad.v1.Cost
+	15, // 20: quotad.v1.PoolStatus.limits:type_name -> quotad.v1.LimitStatus
+	16, // 21: quotad.v1.PoolStatus.tenants:type_name -> quotad.v1.TenantStatus
+	2,  // 22: quotad.v1.PoolStatus.unsettled:type_name -> quotad.v1.Cost
+	19, // 23: quotad.v1.PoolStatus.paused_for:type_name -> google.protobuf.Duration
+	19, // 24: quotad.v1.PoolStatus.shadow_wait_total:type_name -> google.protobuf.Duration
+	19, // 25: quotad.v1.PoolStatus.lease_ttl:type_name -> google.protobuf.Duration
+	19, // 26: quotad.v1.PoolStatus.quota_exhausted_for:type_name -> google.protobuf.Duration
+	6,  // 27: quotad.v1.QuotaService.Acquire:input_type -> quotad.v1.AcquireRequest
+	8,  // 28: quotad.v1.QuotaService.Report:input_type -> quotad.v1.ReportRequest
+	10, // 29: quotad.v1.QuotaService.Renew:input_type -> quotad.v1.RenewRequest
+	14, // 30: quotad.v1.QuotaService.GetPool:input_type -> quotad.v1.GetPoolRequest
+	12, // 31: quotad.v1.QuotaService.CountTokens:input_type -> quotad.v1.CountTokensRequest
+	7,  // 32: quotad.v1.QuotaService.Acquire:output_type -> quotad.v1.AcquireResponse
+	9,  // 33: quotad.v1.QuotaService.Report:output_type -> quotad.v1.ReportResponse
+	11, // 34: quotad.v1.QuotaService.Renew:output_type -> quotad.v1.RenewResponse
+	17, // 35: quotad.v1.QuotaService.GetPool:output_type -> quotad.v1.PoolStatus
+	13, // 36: quotad.v1.QuotaService.CountTokens:output_type -> quotad.v1.CountTokensResponse
+	32, // [32:37] is the sub-list for method output_type
+	27, // [27:32] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_quotad_v1_quotad_proto_init() }
@@ -1236,13 +1619,14 @@ func file_quotad_v1_quotad_proto_init() {
 	if File_quotad_v1_quotad_proto != nil {
 		return
 	}
+	file_quotad_v1_quotad_proto_msgTypes[4].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_quotad_v1_quotad_proto_rawDesc), len(file_quotad_v1_quotad_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   13,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,10 +19,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	QuotaService_Acquire_FullMethodName = "/quotad.v1.QuotaService/Acquire"
-	QuotaService_Report_FullMethodName  = "/quotad.v1.QuotaService/Report"
-	QuotaService_Renew_FullMethodName   = "/quotad.v1.QuotaService/Renew"
-	QuotaService_GetPool_FullMethodName = "/quotad.v1.QuotaService/GetPool"
+	QuotaService_Acquire_FullMethodName     = "/quotad.v1.QuotaService/Acquire"
+	QuotaService_Report_FullMethodName      = "/quotad.v1.QuotaService/Report"
+	QuotaService_Renew_FullMethodName       = "/quotad.v1.QuotaService/Renew"
+	QuotaService_GetPool_FullMethodName     = "/quotad.v1.QuotaService/GetPool"
+	QuotaService_CountTokens_FullMethodName = "/quotad.v1.QuotaService/CountTokens"
 )
 
 // QuotaServiceClient is the client API for QuotaService service.
@@ -44,6 +45,8 @@ type QuotaServiceClient interface {
 	// GetPool returns a pool's limits, levels, debt, waiters and leases.
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	GetPool(ctx context.Context, in *GetPoolRequest, opts ...grpc.CallOption) (*PoolStatus, error)
+	// CountTokens counts the tokens of a text or of chat messages for a model.
+	CountTokens(ctx context.Context, in *CountTokensRequest, opts ...grpc.CallOption) (*CountTokensResponse, error)
 }
 
 type quotaServiceClient struct {
@@ -94,6 +97,16 @@ func (c *quotaServiceClient) GetPool(ctx context.Context, in *GetPoolRequest, op
 	return out, nil
 }
 
+func (c *quotaServiceClient) CountTokens(ctx context.Context, in *CountTokensRequest, opts ...grpc.CallOption) (*CountTokensResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CountTokensResponse)
+	err := c.cc.Invoke(ctx, QuotaService_CountTokens_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // QuotaServiceServer is the server API for QuotaService service.
 // All implementations must embed UnimplementedQuotaServiceServer
 // for forward compatibility.
@@ -113,6 +126,8 @@ type QuotaServiceServer interface {
 	// GetPool returns a pool's limits, levels, debt, waiters and leases.
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	GetPool(context.Context, *GetPoolRequest) (*PoolStatus, error)
+	// CountTokens counts the tokens of a text or of chat messages for a model.
+	CountTokens(context.Context, *CountTokensRequest) (*CountTokensResponse, error)
 	mustEmbedUnimplementedQuotaServiceServer()
 }
 
@@ -134,6 +149,9 @@ func (UnimplementedQuotaServiceServer) Renew(context.Context, *RenewRequest) (*R
 }
 func (UnimplementedQuotaServiceServer) GetPool(context.Context, *GetPoolRequest) (*PoolStatus, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetPool not implemented")
+}
+func (UnimplementedQuotaServiceServer) CountTokens(context.Context, *CountTokensRequest) (*CountTokensResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CountTokens not implemented")
 }
 func (UnimplementedQuotaServiceServer) mustEmbedUnimplementedQuotaServiceServer() {}
 func (UnimplementedQuotaServiceServer) testEmbeddedByValue()                      {}
@@ -228,6 +246,24 @@ func _QuotaService_GetPool_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _QuotaService_CountTokens_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CountTokensRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(QuotaServiceServer).CountTokens(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: QuotaService_CountTokens_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(QuotaServiceServer).CountTokens(ctx, req.(*CountTokensRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // QuotaService_ServiceDesc is the grpc.ServiceDesc for QuotaService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -250,6 +286,10 @@ var QuotaService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetPool",
 			Handler:    _QuotaService_GetPool_Handler,
+		},
+		{
+			MethodName: "CountTokens",
+			Handler:    _QuotaService_CountTokens_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
