@@ -24,6 +24,10 @@
 //	shadow: false                  # grant at once, record the wait that would have applied
 //	tenants:                       # at most 1024; unlisted tenants weigh 1
 //	  web: {weight: 3}             # weight 1 .. 1000000, default 1
+//	max_output_tokens: 1024        # output reserved when a prompt comes without max_tokens; 0 .. 1e15
+//	chars_per_token: 4             # estimate for models with no known encoding; 0.5 .. 100
+//	count_cache_reads: false       # Anthropic cache reads count toward input
+//	quota_exhausted_for: 10m       # fail fast this long after a spent quota; 0 .. 168h
 //
 // A file holds a list of pools under the top-level key pools; the only other
 // top-level key allowed is server, which belongs to the daemon and is ignored

@@ -412,3 +412,18 @@ func TestUnmarshalEmbedded(t *testing.T) {
 		t.Fatalf("empty server section: %v", err)
 	}
 }
+
+func TestTokenSettingsValidated(t *testing.T) {
+	for _, tc := range []struct{ field, value, want string }{
+		{"max_output_tokens", "-1", "max_output_tokens: -1 must be within"},
+		{"chars_per_token", "0.1", "chars_per_token: 0.1 must be within [0.5, 100]"},
+		{"quota_exhausted_for", "-5s", "quota_exhausted_for: -5s must be within"},
+		{"count_cache_reads", "maybe", "count_cache_reads"},
+	} {
+		doc := "name: p\nlimits: [{resource: tokens, amount: 10, per: minute}]\n" + tc.field + ": " + tc.value + "\n"
+		_, err := ParsePool([]byte(doc), "")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error containing %q", tc.field, err, tc.want)
+		}
+	}
+}
