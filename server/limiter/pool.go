@@ -36,6 +36,9 @@ type Pool struct {
 
 	free []*lease // forgotten leases kept for reuse, at most maxFreeLeases
 
+	phantoms     int64 // concurrency slots held for leases a previous owner may have granted
+	phantomUntil int64
+
 	granted        Cost   // everything ever granted, for provider feedback
 	exhausted      string // why the pool fails fast (a spent provider quota), if it does
 	exhaustedUntil int64
@@ -309,7 +312,7 @@ func (p *Pool) grantOf(l *lease, waited int64) Grant {
 
 // canPay reports whether cost could be granted at now.
 func (p *Pool) canPay(now int64, cost Cost) bool {
-	if p.cfg.Concurrent > 0 && p.inFlight >= p.cfg.Concurrent {
+	if p.cfg.Concurrent > 0 && p.inFlight+p.phantoms >= p.cfg.Concurrent {
 		return false
 	}
 	return p.readyAt(now, cost) <= now
@@ -388,6 +391,9 @@ func (p *Pool) tick(now int64) {
 	}
 	p.forgetTombstones(now)
 	p.expireProviderLimits(now)
+	if p.phantoms > 0 && now >= p.phantomUntil {
+		p.phantoms = 0
+	}
 }
 
 func (p *Pool) forgetTombstones(now int64) {
@@ -634,8 +640,13 @@ func (p *Pool) NextWake(now int64) int64 {
 		return 0
 	}
 	t := p.readyAt(now, w.cost)
-	if t <= now && p.cfg.Concurrent > 0 && p.inFlight >= p.cfg.Concurrent && p.open.head != nil {
-		t = p.open.head.expires
+	if t <= now && p.cfg.Concurrent > 0 && p.inFlight+p.phantoms >= p.cfg.Concurrent {
+		switch {
+		case p.inFlight >= p.cfg.Concurrent && p.open.head != nil:
+			t = p.open.head.expires
+		case p.phantoms > 0:
+			t = p.phantomUntil
+		}
 	}
 	return max(t, now)
 }
