@@ -1,0 +1,272 @@
+package cluster
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// StateFormat is the pool-state format this node writes; it travels in the node's
+// gossip metadata so peers know what it can read.
+const StateFormat = 1
+
+// Member is a node of the cluster as gossip knows it.
+type Member struct {
+	// Name identifies the node; several can share a host.
+	Name string
+	// Gossip is the node's memberlist address (host:port).
+	Gossip string
+	// GRPC is the address where the node serves quotad's API and peer calls.
+	GRPC string
+	// Format is the newest pool-state format the node reads.
+	Format uint32
+	// Draining is set once the node has begun a graceful leave.
+	Draining bool
+}
+
+// nodeMeta is what a node gossips about itself.
+type nodeMeta struct {
+	GRPC     string `json:"grpc"`
+	Format   uint32 `json:"fmt"`
+	Draining bool   `json:"drain,omitempty"`
+}
+
+// MembershipConfig configures a node's gossip.
+type MembershipConfig struct {
+	Name string
+	// Bind is the gossip listen address, host:port (port 0: any free port).
+	Bind string
+	// Advertise is the address peers reach this node at; empty: the bound one.
+	Advertise string
+	// GRPC is this node's gRPC address, gossiped to peers.
+	GRPC string
+	// Join are peers' gossip addresses to join through.
+	Join []string
+	// GossipKey enables memberlist's encryption (16, 24 or 32 bytes).
+	GossipKey []byte
+	// Timings; zero fields take DefaultTimings'.
+	Timings Timings
+	Logger  *slog.Logger
+}
+
+// Timings set how fast gossip notices a dead node.
+type Timings struct {
+	ProbeInterval  time.Duration
+	ProbeTimeout   time.Duration
+	GossipInterval time.Duration
+	// SuspicionMult scales how long a suspected node has to refute before it is
+	// declared dead: SuspicionMult x ProbeInterval (more in large clusters).
+	SuspicionMult int
+}
+
+// DefaultTimings declare a dead node on a LAN in about 1-2 s (memberlist's own LAN
+// defaults take about 5 s).
+var DefaultTimings = Timings{
+	ProbeInterval:  400 * time.Millisecond,
+	ProbeTimeout:   200 * time.Millisecond,
+	GossipInterval: 100 * time.Millisecond,
+	SuspicionMult:  2,
+}
+
+func (t Timings) orDefault() Timings {
+	d := DefaultTimings
+	if t.ProbeInterval > 0 {
+		d.ProbeInterval = t.ProbeInterval
+	}
+	if t.ProbeTimeout > 0 {
+		d.ProbeTimeout = t.ProbeTimeout
+	}
+	if t.GossipInterval > 0 {
+		d.GossipInterval = t.GossipInterval
+	}
+	if t.SuspicionMult > 0 {
+		d.SuspicionMult = t.SuspicionMult
+	}
+	return d
+}
+
+// Membership is this node's view of the cluster. It is safe for concurrent use.
+type Membership struct {
+	ml      *memberlist.Memberlist
+	log     *slog.Logger
+	changes chan struct{} // signalled (never blocking) on every change
+
+	mu      sync.Mutex // guards members and meta
+	members map[string]Member
+	meta    nodeMeta
+}
+
+// StartMembership starts gossip and joins the peers in cfg.Join (those it can
+// reach; none reachable is not an error: peers join later through this node).
+func StartMembership(cfg MembershipConfig) (*Membership, error) {
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	m := &Membership{
+		log:     logger,
+		changes: make(chan struct{}, 1),
+		members: make(map[string]Member),
+		meta:    nodeMeta{GRPC: cfg.GRPC, Format: StateFormat},
+	}
+	mc := memberlist.DefaultLANConfig()
+	mc.Name = cfg.Name
+	host, port, err := splitHostPort(cfg.Bind)
+	if err != nil {
+		return nil, fmt.Errorf("gossip bind %q: %w", cfg.Bind, err)
+	}
+	mc.BindAddr, mc.BindPort = host, port
+	if cfg.Advertise != "" {
+		if mc.AdvertiseAddr, mc.AdvertisePort, err = splitHostPort(cfg.Advertise); err != nil {
+			return nil, fmt.Errorf("gossip advertise %q: %w", cfg.Advertise, err)
+		}
+	}
+	t := cfg.Timings.orDefault()
+	mc.ProbeInterval, mc.ProbeTimeout, mc.GossipInterval, mc.SuspicionMult = t.ProbeInterval, t.ProbeTimeout, t.GossipInterval, t.SuspicionMult
+	mc.SuspicionMaxTimeoutMult = 3
+	mc.PushPullInterval = 10 * time.Second
+	mc.TCPTimeout = 2 * time.Second
+	mc.SecretKey = cfg.GossipKey
+	mc.Delegate = (*gossipDelegate)(m)
+	mc.Events = (*gossipEvents)(m)
+	mc.Logger = log.New(slogWriter{logger}, "", 0)
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return nil, fmt.Errorf("start gossip: %w", err)
+	}
+	m.ml = ml
+	if len(cfg.Join) > 0 {
+		if _, err := ml.Join(cfg.Join); err != nil {
+			logger.Warn("no gossip peer reachable yet", "join", cfg.Join, "err", err)
+		}
+	}
+	return m, nil
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("bad port %q", p)
+	}
+	return host, port, nil
+}
+
+// Addr returns the gossip address this node is reachable at.
+func (m *Membership) Addr() string {
+	n := m.ml.LocalNode()
+	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
+}
+
+// Members returns the live members, this node included, sorted by name.
+func (m *Membership) Members() []Member {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Member, 0, len(m.members))
+	for _, mem := range m.members {
+		out = append(out, mem)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Changes is signalled after every change of membership; read Members then.
+func (m *Membership) Changes() <-chan struct{} { return m.changes }
+
+// SetDraining announces, by gossip, that this node is leaving.
+func (m *Membership) SetDraining() error {
+	m.mu.Lock()
+	m.meta.Draining = true
+	m.mu.Unlock()
+	if err := m.ml.UpdateNode(time.Second); err != nil {
+		return fmt.Errorf("announce draining: %w", err)
+	}
+	return nil
+}
+
+// Leave tells the peers this node is leaving, then stops gossip.
+func (m *Membership) Leave(timeout time.Duration) error {
+	err := m.ml.Leave(timeout)
+	return errors.Join(err, m.ml.Shutdown())
+}
+
+// Shutdown stops gossip without a word to the peers (as a crash would).
+func (m *Membership) Shutdown() error { return m.ml.Shutdown() }
+
+func (m *Membership) changed() {
+	select {
+	case m.changes <- struct{}{}:
+	default:
+	}
+}
+
+func (m *Membership) update(n *memberlist.Node, alive bool) {
+	m.mu.Lock()
+	if alive {
+		var meta nodeMeta
+		if err := json.Unmarshal(n.Meta, &meta); err != nil {
+			m.mu.Unlock()
+			m.log.Warn("gossip member with unreadable metadata ignored", "member", n.Name, "err", err)
+			return
+		}
+		m.members[n.Name] = Member{Name: n.Name, Gossip: n.Address(), GRPC: meta.GRPC, Format: meta.Format, Draining: meta.Draining}
+	} else {
+		delete(m.members, n.Name)
+	}
+	m.mu.Unlock()
+	m.changed()
+}
+
+// gossipEvents receives memberlist's membership events.
+type gossipEvents Membership
+
+func (e *gossipEvents) NotifyJoin(n *memberlist.Node)   { (*Membership)(e).update(n, true) }
+func (e *gossipEvents) NotifyLeave(n *memberlist.Node)  { (*Membership)(e).update(n, false) }
+func (e *gossipEvents) NotifyUpdate(n *memberlist.Node) { (*Membership)(e).update(n, true) }
+
+// gossipDelegate gives memberlist this node's metadata; quotad sends no other data
+// through gossip (pool state travels over gRPC).
+type gossipDelegate Membership
+
+func (d *gossipDelegate) NodeMeta(limit int) []byte {
+	m := (*Membership)(d)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, _ := json.Marshal(m.meta) // a struct of plain fields always marshals
+	if len(b) > limit {
+		return nil
+	}
+	return b
+}
+func (d *gossipDelegate) NotifyMsg([]byte)                           {}
+func (d *gossipDelegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (d *gossipDelegate) LocalState(join bool) []byte                { return nil }
+func (d *gossipDelegate) MergeRemoteState(buf []byte, join bool)     {}
+
+// slogWriter turns memberlist's log lines into debug records ([WARN] and [ERR]
+// lines into warnings).
+type slogWriter struct{ log *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	if strings.Contains(line, "[WARN]") || strings.Contains(line, "[ERR]") {
+		w.log.Warn("gossip", "msg", line)
+	} else {
+		w.log.Debug("gossip", "msg", line)
+	}
+	return len(p), nil
+}
