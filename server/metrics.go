@@ -25,8 +25,19 @@ type Metrics struct {
 	configUp      *prometheus.GaugeVec
 
 	tenantCap int
-	mu        sync.Mutex          // guards tenants
-	tenants   map[string]struct{} // pool + "\x00" + tenant already exported
+	mu        sync.RWMutex // guards series
+	series    map[seriesKey]grantSeries
+	tenants   int // (pool, tenant) pairs with labels of their own
+}
+
+// seriesKey names the grant series of one (pool, tenant) pair.
+type seriesKey struct{ pool, tenant string }
+
+// grantSeries are the metrics a grant updates, resolved once per (pool, tenant)
+// so the hot path does no label lookups.
+type grantSeries struct {
+	grants, tenantGrants prometheus.Counter
+	wait                 prometheus.Observer
 }
 
 // otherTenant is the label of tenants past the cap.
@@ -67,32 +78,50 @@ func NewMetrics(lim *limiter.Limiter, tenantCap int) *Metrics {
 			Name: "quotad_config_source_connected", Help: "1 while the config source reaches its store (etcd), 0 while the node serves its last good configuration without it.",
 		}, []string{"source"}),
 		tenantCap: tenantCap,
-		tenants:   make(map[string]struct{}),
+		series:    make(map[seriesKey]grantSeries),
 	}
 	m.Registry.MustRegister(m.grants, m.tenantGrants, m.refusals, m.wait, m.reports, m.providerLimit,
 		m.estimateRatio, m.configRejects, m.configUp, newPoolCollector(lim))
 	return m
 }
 
-// tenantLabel returns tenant, or otherTenant once the cap of exported tenants is reached.
-func (m *Metrics) tenantLabel(pool, tenant string) string {
-	key := pool + "\x00" + tenant
+// grantSeriesFor returns the series of (pool, tenant), creating them on first use;
+// tenants past the cap share the tenant label otherTenant.
+func (m *Metrics) grantSeriesFor(pool, tenant string) grantSeries {
+	key := seriesKey{pool, tenant}
+	m.mu.RLock()
+	s, ok := m.series[key]
+	m.mu.RUnlock()
+	if ok {
+		return s
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, ok := m.tenants[key]; ok {
-		return tenant
+	if s, ok := m.series[key]; ok {
+		return s
 	}
-	if len(m.tenants) >= m.tenantCap {
-		return otherTenant
+	label := tenant
+	if m.tenants >= m.tenantCap {
+		label = otherTenant
+	} else {
+		m.tenants++
 	}
-	m.tenants[key] = struct{}{}
-	return tenant
+	s = grantSeries{
+		grants:       m.grants.WithLabelValues(pool),
+		tenantGrants: m.tenantGrants.WithLabelValues(pool, label),
+		wait:         m.wait.WithLabelValues(pool),
+	}
+	if label == tenant {
+		m.series[key] = s // tenants past the cap are looked up each time: no growth
+	}
+	return s
 }
 
 func (m *Metrics) granted(pool, tenant string, g limiter.Grant) {
-	m.grants.WithLabelValues(pool).Inc()
-	m.tenantGrants.WithLabelValues(pool, m.tenantLabel(pool, tenant)).Inc()
-	m.wait.WithLabelValues(pool).Observe(g.Waited.Seconds())
+	s := m.grantSeriesFor(pool, tenant)
+	s.grants.Inc()
+	s.tenantGrants.Inc()
+	s.wait.Observe(g.Waited.Seconds())
 }
 
 // refused counts a refusal. Requests naming no known pool are counted under the

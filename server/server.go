@@ -113,10 +113,12 @@ func (s *Server) Acquire(ctx context.Context, r *quotadv1.AcquireRequest) (*quot
 		Granted:  true,
 		GrantId:  g.ID().String(),
 		Cost:     &quotadv1.Cost{Requests: g.Cost.Requests, InputTokens: g.Cost.InputTokens, OutputTokens: g.Cost.OutputTokens},
-		Waited:   durationpb.New(g.Waited),
 		LeaseTtl: durationpb.New(g.LeaseTTL),
 		Sequence: g.Seq,
 		Shadow:   g.Shadow,
+	}
+	if g.Waited > 0 { // unset reads as zero
+		resp.Waited = durationpb.New(g.Waited)
 	}
 	if g.Shadow {
 		resp.ShadowWait = durationpb.New(g.ShadowWait)
