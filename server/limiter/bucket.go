@@ -24,6 +24,7 @@ type bucketRate struct {
 	period   int64 // nanoseconds
 	capacity int64 // units
 	capNs    int64 // nanoseconds that refill the capacity: nsFor(capacity)
+	perUnit  int64 // period/amount when it divides exactly (most real limits), else 0
 }
 
 // newBucketRate returns the rate of l, and false if its capacity does not fit the
@@ -32,6 +33,9 @@ func newBucketRate(l Limit) (bucketRate, bool) {
 	r := bucketRate{amount: l.Amount, period: int64(l.Period), capacity: l.capacity()}
 	if r.amount <= 0 || r.period <= 0 || r.capacity <= 0 {
 		return r, false
+	}
+	if r.period%r.amount == 0 {
+		r.perUnit = r.period / r.amount
 	}
 	r.capNs = r.nsFor(r.capacity)
 	return r, r.capNs < never
@@ -42,6 +46,9 @@ func (r bucketRate) nsFor(units int64) int64 {
 	if units <= 0 {
 		return 0
 	}
+	if r.perUnit > 0 && units < never/r.perUnit {
+		return units * r.perUnit // exact, and no division on the hot path
+	}
 	return mulDiv(units, r.period, r.amount, true)
 }
 
@@ -49,6 +56,9 @@ func (r bucketRate) nsFor(units int64) int64 {
 func (r bucketRate) nsRefund(units int64) int64 {
 	if units <= 0 {
 		return 0
+	}
+	if r.perUnit > 0 && units < never/r.perUnit {
+		return units * r.perUnit
 	}
 	return mulDiv(units, r.period, r.amount, false)
 }
