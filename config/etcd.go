@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"maps"
 	"math/rand/v2"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,7 +25,8 @@ const DefaultEtcdPrefix = "/quotad/pools/"
 // defaults.
 type EtcdOptions struct {
 	Options
-	// Prefix is the key prefix of the pools. Empty means DefaultEtcdPrefix.
+	// Prefix is the key prefix of the pools; a slash is added when it does not end
+	// with one. Empty means DefaultEtcdPrefix.
 	Prefix string
 	// CachePath, when set, is a file where every configuration delivered is
 	// written (in the configuration file format), and from which the source starts
@@ -55,6 +58,9 @@ func (o *EtcdOptions) setDefaults() {
 	if o.Prefix == "" {
 		o.Prefix = DefaultEtcdPrefix
 	}
+	if !strings.HasSuffix(o.Prefix, "/") {
+		o.Prefix += "/"
+	}
 	def(&o.StartTimeout, 5*time.Second)
 	def(&o.RequestTimeout, 5*time.Second)
 	def(&o.ProbeInterval, time.Second)
@@ -81,7 +87,10 @@ func (o *EtcdOptions) setDefaults() {
 // retries with exponential backoff; reachability is probed every ProbeInterval,
 // logged on change and reported through OnConnected.
 //
-// All mutable state below is owned by the source's goroutine, except connected.
+// The values refused and not yet replaced or deleted are listed by Rejections.
+//
+// The mutable state below is owned by the source's goroutine, except connected
+// and rejected.
 type EtcdSource struct {
 	cli  *clientv3.Client
 	opts EtcdOptions
@@ -89,11 +98,21 @@ type EtcdSource struct {
 
 	connected atomic.Bool
 
-	pools     map[string]Pool  // the configuration in force, by pool name
-	rev       int64            // changes up to this revision are applied
-	published bool             // a snapshot was delivered
-	rejected  map[string]int64 // key -> mod revision of the value last refused
-	lastErr   string           // the last list or watch failure logged
+	mu       sync.Mutex           // guards rejected
+	rejected map[string]Rejection // by key: values refused, not replaced since
+
+	pools     map[string]Pool // the configuration in force, by pool name
+	rev       int64           // changes up to this revision are applied
+	published bool            // a snapshot was delivered
+	lastErr   string          // the last list or watch failure logged
+}
+
+// Rejection is a value in etcd that an EtcdSource refused.
+type Rejection struct {
+	Key      string
+	Pool     string // the pool name the key gives
+	Revision int64  // the value's mod revision
+	Err      error  // why it was refused
 }
 
 // errCompacted reports that the watch must start from a fresh list.
@@ -107,7 +126,7 @@ var errCompacted = errors.New("watch revision compacted")
 // ownership of cli and must not close it before ctx ends.
 func NewEtcdSource(ctx context.Context, cli *clientv3.Client, opts EtcdOptions) (*EtcdSource, error) {
 	opts.setDefaults()
-	s := &EtcdSource{cli: cli, opts: opts, pub: newPublisher(), rejected: make(map[string]int64)}
+	s := &EtcdSource{cli: cli, opts: opts, pub: newPublisher(), rejected: make(map[string]Rejection)}
 	listed := true
 	if err := s.list(ctx, opts.StartTimeout); err != nil {
 		if err := s.startFromCache(err); err != nil {
@@ -122,6 +141,16 @@ func NewEtcdSource(ctx context.Context, cli *clientv3.Client, opts EtcdOptions) 
 
 // Updates implements Source.
 func (s *EtcdSource) Updates() <-chan Snapshot { return s.pub.ch }
+
+// Rejections returns the values refused and not replaced or deleted since, by
+// key. Safe for concurrent use.
+func (s *EtcdSource) Rejections() []Rejection {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := slices.Collect(maps.Values(s.rejected))
+	slices.SortFunc(out, func(a, b Rejection) int { return strings.Compare(a.Key, b.Key) })
+	return out
+}
 
 // Connected reports whether the last probe reached etcd. Safe for concurrent use.
 func (s *EtcdSource) Connected() bool { return s.connected.Load() }
@@ -170,11 +199,13 @@ func (s *EtcdSource) list(ctx context.Context, timeout time.Duration) error {
 		keys[string(kv.Key)] = true
 		s.put(next, kv)
 	}
+	s.mu.Lock()
 	for key := range s.rejected {
 		if !keys[key] {
 			delete(s.rejected, key)
 		}
 	}
+	s.mu.Unlock()
 	s.rev = resp.Header.Revision
 	s.commit(next)
 	s.lastErr = ""
@@ -220,7 +251,9 @@ func (s *EtcdSource) apply(events []*clientv3.Event) {
 			s.put(next, ev.Kv)
 		case mvccpb.DELETE:
 			delete(next, strings.TrimPrefix(key, s.opts.Prefix))
+			s.mu.Lock()
 			delete(s.rejected, key)
+			s.mu.Unlock()
 		}
 	}
 	s.rev = rev
@@ -243,13 +276,18 @@ func (s *EtcdSource) put(next map[string]Pool, kv *mvccpb.KeyValue) {
 	}
 	if err == nil {
 		next[name] = p.Canonical()
+		s.mu.Lock()
 		delete(s.rejected, key)
+		s.mu.Unlock()
 		return
 	}
-	if rev, seen := s.rejected[key]; seen && rev == kv.ModRevision {
+	s.mu.Lock()
+	old, seen := s.rejected[key]
+	s.rejected[key] = Rejection{Key: key, Pool: name, Revision: kv.ModRevision, Err: err}
+	s.mu.Unlock()
+	if seen && old.Revision == kv.ModRevision {
 		return // refused already
 	}
-	s.rejected[key] = kv.ModRevision
 	if _, ok := next[name]; !ok && name != "" {
 		if old, ok := s.pools[name]; ok {
 			next[name] = old

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -28,14 +29,14 @@ func writeConfigFile(path string, snap Snapshot, prefix string) error {
 	for _, name := range slices.Sorted(maps.Keys(snap.Pools)) {
 		f.Pools = append(f.Pools, snap.Pools[name])
 	}
-	body, err := yaml.Marshal(f)
-	if err != nil {
-		return fmt.Errorf("encode %d pools: %w", len(f.Pools), err)
-	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "# The last good pools from etcd prefix %s (%s), written by quotad.\n", prefix, snap.Version)
 	b.WriteString("# Read at start only when etcd is unreachable; edit the pools in etcd instead.\n")
-	b.Write(body)
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := errors.Join(enc.Encode(f), enc.Close()); err != nil {
+		return fmt.Errorf("encode %d pools: %w", len(f.Pools), err)
+	}
 
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err

@@ -187,6 +187,9 @@ func TestEtcdSourceRefusesBadValues(t *testing.T) {
 	if n := h.rejects.n.Load(); n != 5 {
 		t.Errorf("%d rejections, want one per bad value", n)
 	}
+	if r := h.src.Rejections(); len(r) != 1 || r[0].Key != key || r[0].Pool != "p" || r[0].Err == nil {
+		t.Errorf("Rejections() = %+v, want the last bad value of %s", r, key)
+	}
 
 	// A bad value for a new pool leaves it absent; a good one then adds it.
 	etcdtest.Put(t, cli, DefaultEtcdPrefix+"new", etcdPool(0))
@@ -197,6 +200,9 @@ func TestEtcdSourceRefusesBadValues(t *testing.T) {
 	// A good value replaces a refused one.
 	etcdtest.Put(t, cli, key, etcdPool(50))
 	wantAmounts(t, nextSnapshot(t, h.src), map[string]int64{"p": 50, "other": 5, "new": 7})
+	if r := h.src.Rejections(); len(r) != 0 {
+		t.Errorf("Rejections() = %+v after every bad value was replaced", r)
+	}
 }
 
 func TestEtcdSourceFollowsEtcdRestart(t *testing.T) {

@@ -29,7 +29,13 @@ type Server struct {
 	log     *slog.Logger
 	// pools holds the definitions in force (canonical), replaced whole by Apply.
 	pools atomic.Pointer[map[string]config.Pool]
+	// rejections lists the config source's refused values; nil for none.
+	rejections atomic.Pointer[func() []config.Rejection]
 }
+
+// SetRejections tells the server where to read the config values its source
+// refused, so that GetPool can show them. fn must be safe for concurrent use.
+func (s *Server) SetRejections(fn func() []config.Rejection) { s.rejections.Store(&fn) }
 
 // New returns a Server deciding with lim.
 func New(lim *limiter.Limiter, metrics *Metrics, log *slog.Logger) *Server {
@@ -208,6 +214,13 @@ func (s *Server) GetPool(ctx context.Context, r *quotadv1.GetPoolRequest) (*quot
 	}
 	if p, err := s.pool(r.GetPool()); err == nil {
 		st.Provider = string(p.ProviderStyle())
+	}
+	if fn := s.rejections.Load(); fn != nil {
+		for _, rej := range (*fn)() {
+			if rej.Pool == r.GetPool() {
+				st.ConfigError = fmt.Sprintf("%s (revision %d) refused, last good definition in force: %v", rej.Key, rej.Revision, rej.Err)
+			}
+		}
 	}
 	return st, nil
 }

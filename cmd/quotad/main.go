@@ -1,6 +1,7 @@
 // Command quotad is the quotad daemon and its command-line tools.
 //
 //	quotad serve [flags]     run a node
+//	quotad pools COMMAND     list, get, set, delete or validate pools in etcd
 //	quotad version           print the version
 package main
 
@@ -20,6 +21,7 @@ const usage = `quotad: fleet-wide rate limits for LLM provider quotas
 
 Usage:
   quotad serve [flags]   run a node (quotad serve -h lists the flags)
+  quotad pools COMMAND   list, get, set, delete or validate pools in etcd (quotad pools -h)
   quotad version         print the version
 `
 
@@ -38,6 +40,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], stderr)
+	case "pools":
+		return poolsCommand(ctx, args[1:], stdout, stderr, os.Getenv)
 	case "version":
 		fmt.Fprintln(stdout, "quotad", version)
 		return 0

@@ -9,14 +9,17 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/quotad/quotad/cluster"
 	"github.com/quotad/quotad/internal/clock"
 	quotadv1 "github.com/quotad/quotad/proto/quotad/v1"
 	"github.com/quotad/quotad/server"
@@ -64,16 +67,24 @@ type node struct {
 	settings Settings
 	log      *slog.Logger
 	lim      *limiter.Limiter
+	srv      *server.Server
 	metrics  *server.Metrics
 	health   *health.Server
+	etcd     *clientv3.Client // with --etcd-endpoints; closed after the config source stops
 }
 
 func runNode(ctx context.Context, s Settings, log *slog.Logger) error {
 	n := &node{settings: s, log: log, lim: limiter.New(clock.Real()), health: health.NewServer()}
 	n.metrics = server.NewMetrics(n.lim, s.TenantLabelLimit)
+	n.srv = server.New(n.lim, n.metrics, log)
 
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	defer func() {
+		cancel()
+		if n.etcd != nil {
+			n.etcd.Close()
+		}
+	}()
 	updates, err := n.startConfig(ctx)
 	if err != nil {
 		return err
@@ -97,12 +108,17 @@ func runNode(ctx context.Context, s Settings, log *slog.Logger) error {
 		return fmt.Errorf("listen %s: %w", s.Listen, err)
 	}
 	gs := grpc.NewServer(grpc.MaxRecvMsgSize(s.MaxRecvBytes))
-	quotadv1.RegisterQuotaServiceServer(gs, server.New(n.lim, n.metrics, log))
+	quotadv1.RegisterQuotaServiceServer(gs, n.srv)
 	healthpb.RegisterHealthServer(gs, n.health)
 	reflection.Register(gs)
 	served := make(chan error, 1)
 	go func() { served <- gs.Serve(lis) }()
-	log.Info("quotad serving", "listen", lis.Addr().String(), "config", s.Config, "pools", len(n.lim.Pools()))
+	if n.etcd != nil {
+		addr := advertised(lis.Addr())
+		reg := cluster.Register(n.etcd, cluster.Node{ID: addr, Addr: addr}, cluster.RegistryOptions{Logger: log})
+		defer reg.Close()
+	}
+	log.Info("quotad serving", "listen", lis.Addr().String(), "config", n.configName(), "pools", len(n.lim.Pools()))
 
 	stateTick := make(<-chan time.Time)
 	if s.StateDir != "" {
@@ -127,6 +143,28 @@ func runNode(ctx context.Context, s Settings, log *slog.Logger) error {
 			return nil
 		}
 	}
+}
+
+// configName says where the pools come from, for logs.
+func (n *node) configName() string {
+	if n.etcd != nil {
+		return "etcd " + n.settings.Etcd.Endpoints + " " + n.settings.Etcd.prefix()
+	}
+	return n.settings.Config
+}
+
+// advertised is the address other nodes reach the listener at: the bound
+// address, with the host name in place of an unspecified IP (0.0.0.0, ::).
+func advertised(addr net.Addr) string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok || !tcp.IP.IsUnspecified() {
+		return addr.String()
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		return addr.String()
+	}
+	return net.JoinHostPort(host, strconv.Itoa(tcp.Port))
 }
 
 func (n *node) serveMetrics() (*http.Server, error) {

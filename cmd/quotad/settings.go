@@ -1,6 +1,9 @@
 package main
 
 import (
+	"cmp"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -8,7 +11,13 @@ import (
 	"strings"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"gopkg.in/yaml.v3"
+
+	"github.com/quotad/quotad/config"
 )
 
 // Settings are everything `quotad serve` can be told, in one place. Each field is a
@@ -28,6 +37,7 @@ type Settings struct {
 	LogFormat        string
 	TenantLabelLimit int
 	MaxRecvBytes     int
+	Etcd             EtcdSettings
 }
 
 // defineFlags registers one flag per setting, with its default.
@@ -43,6 +53,7 @@ func (s *Settings) defineFlags(fs *flag.FlagSet) {
 	fs.StringVar(&s.LogFormat, "log-format", "text", "log format: text or json")
 	fs.IntVar(&s.TenantLabelLimit, "tenant-label-limit", 100, "how many (pool, tenant) pairs get their own metric labels")
 	fs.IntVar(&s.MaxRecvBytes, "max-recv-bytes", 1<<20, "largest gRPC request accepted, in bytes")
+	s.Etcd.defineFlags(fs)
 }
 
 // loadSettings parses args, then fills every flag not given from env, then from the
@@ -59,19 +70,7 @@ func loadSettings(args []string, env func(string) string) (Settings, error) {
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	var errs []error
-	fs.VisitAll(func(f *flag.Flag) {
-		if given[f.Name] {
-			return
-		}
-		name := "QUOTAD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v := env(name); v != "" {
-			given[f.Name] = true
-			if err := f.Value.Set(v); err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: %w", name, v, err))
-			}
-		}
-	})
+	errs := settingsFromEnv(fs, given, env)
 	fileSettings, err := readServerSection(s.Config)
 	if err != nil {
 		return s, err
@@ -95,6 +94,26 @@ func loadSettings(args []string, env func(string) string) (Settings, error) {
 	return s, errors.Join(errs...)
 }
 
+// settingsFromEnv sets every flag of fs not in given from its environment
+// variable, QUOTAD_ + the flag name in upper case with underscores, and adds it to
+// given.
+func settingsFromEnv(fs *flag.FlagSet, given map[string]bool, env func(string) string) []error {
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] {
+			return
+		}
+		name := "QUOTAD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := env(name); v != "" {
+			given[f.Name] = true
+			if err := f.Value.Set(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", name, v, err))
+			}
+		}
+	})
+	return errs
+}
+
 // readServerSection returns the scalar settings of the file's `server:` section. A
 // missing file has none (the config source reports it).
 func readServerSection(path string) (map[string]string, error) {
@@ -116,4 +135,99 @@ func readServerSection(path string) (map[string]string, error) {
 		out[k] = n.Value
 	}
 	return out, nil
+}
+
+// EtcdSettings say where the pools live in etcd and how to reach it. `quotad
+// serve` and `quotad pools` share them, flags and QUOTAD_ETCD_* variables alike.
+type EtcdSettings struct {
+	Endpoints string // comma-separated; empty: serve reads --config instead
+	Prefix    string // empty: config.DefaultEtcdPrefix
+	CA        string
+	Cert      string
+	Key       string
+	Username  string
+	Password  string
+}
+
+func (e *EtcdSettings) defineFlags(fs *flag.FlagSet) {
+	fs.StringVar(&e.Endpoints, "etcd-endpoints", "", "etcd endpoints, comma-separated; when set, pools come from etcd instead of --config")
+	fs.StringVar(&e.Prefix, "etcd-prefix", "", "etcd key prefix of the pools (default "+config.DefaultEtcdPrefix+")")
+	fs.StringVar(&e.CA, "etcd-ca", "", "CA certificate (PEM) that signs the etcd server's certificate")
+	fs.StringVar(&e.Cert, "etcd-cert", "", "client certificate (PEM) for etcd, with --etcd-key")
+	fs.StringVar(&e.Key, "etcd-key", "", "client private key (PEM) for etcd, with --etcd-cert")
+	fs.StringVar(&e.Username, "etcd-username", "", "etcd user name")
+	fs.StringVar(&e.Password, "etcd-password", "", "etcd password (prefer QUOTAD_ETCD_PASSWORD: flags show in ps)")
+}
+
+// prefix returns the pools' key prefix, ending with a slash.
+func (e EtcdSettings) prefix() string {
+	p := cmp.Or(e.Prefix, config.DefaultEtcdPrefix)
+	if !strings.HasSuffix(p, "/") {
+		p += "/"
+	}
+	return p
+}
+
+// client returns an etcd client. It does not wait for etcd: the first request
+// does. The caller closes it.
+func (e EtcdSettings) client() (*clientv3.Client, error) {
+	var endpoints []string
+	for ep := range strings.SplitSeq(e.Endpoints, ",") {
+		if ep = strings.TrimSpace(ep); ep != "" {
+			endpoints = append(endpoints, ep)
+		}
+	}
+	if len(endpoints) == 0 {
+		return nil, errors.New("no etcd endpoints: set --etcd-endpoints or QUOTAD_ETCD_ENDPOINTS")
+	}
+	tlsCfg, err := e.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:            endpoints,
+		TLS:                  tlsCfg,
+		Username:             e.Username,
+		Password:             e.Password,
+		DialKeepAliveTime:    5 * time.Second,
+		DialKeepAliveTimeout: 3 * time.Second,
+		Logger:               zap.NewNop(), // the config source and registry log what matters
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 3 * time.Second},
+			MinConnectTimeout: 3 * time.Second,
+		})},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("etcd client for %v: %w", endpoints, err)
+	}
+	return cli, nil
+}
+
+// tlsConfig returns the TLS settings, or nil when none is set.
+func (e EtcdSettings) tlsConfig() (*tls.Config, error) {
+	if e.CA == "" && e.Cert == "" && e.Key == "" {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if e.CA != "" {
+		pem, err := os.ReadFile(e.CA)
+		if err != nil {
+			return nil, fmt.Errorf("etcd-ca: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("etcd-ca %s: no PEM certificate in it", e.CA)
+		}
+	}
+	if (e.Cert == "") != (e.Key == "") {
+		return nil, errors.New("etcd-cert and etcd-key go together: set both or neither")
+	}
+	if e.Cert != "" {
+		cert, err := tls.LoadX509KeyPair(e.Cert, e.Key)
+		if err != nil {
+			return nil, fmt.Errorf("etcd-cert %s, etcd-key %s: %w", e.Cert, e.Key, err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
 }
