@@ -1,0 +1,201 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	quotadv1 "github.com/quotad/quotad/proto/quotad/v1"
+)
+
+// Forwarding: every node accepts every call; a call for a pool this node does not
+// own goes, over gRPC, to the node that does, whose queue is the one queue of the
+// pool. A forwarded call carries forwardedKey, and a node that receives one for a
+// pool it does not own answers NOT_OWNER instead of serving or forwarding it again:
+// no loops, never a second owner. The forwarding node then asks its Router again
+// (ownership moves when members come and go) and re-sends, with the caller's
+// request id and deadline, until the deadline ends.
+
+// forwardedKey is the metadata key that marks a forwarded call; its value is the
+// forwarding node's name.
+const forwardedKey = "quotad-forwarded-by"
+
+// NotOwnerReason is the ErrorInfo reason of a NOT_OWNER answer (code ABORTED).
+const NotOwnerReason = "NOT_OWNER"
+
+// ErrNoOwner: the Router knows no live owner for the pool (for now).
+var ErrNoOwner = errors.New("no owner for the pool")
+
+// Router says who owns a pool. Implementations are safe for concurrent use.
+type Router interface {
+	// Owner returns the gRPC address of the pool's owner, and whether that owner
+	// is this node. It fails with ErrNoOwner while no live node owns the pool.
+	Owner(pool string) (addr string, self bool, err error)
+}
+
+// poolRequest is what every QuotaService request has.
+type poolRequest interface{ GetPool() string }
+
+// ForwardOptions configure a Forwarder.
+type ForwardOptions struct {
+	// Self names this node in forwarded calls' metadata.
+	Self string
+	// Creds secure peer connections; nil means insecure.
+	Creds credentials.TransportCredentials
+	// RetryEvery paces re-sends while ownership settles; zero means 50ms.
+	RetryEvery time.Duration
+}
+
+// Forwarder routes QuotaService calls to pools' owners. It is safe for concurrent
+// use; Close closes its pooled peer connections.
+type Forwarder struct {
+	router Router
+	opts   ForwardOptions
+
+	mu    sync.Mutex // guards conns
+	conns map[string]*grpc.ClientConn
+}
+
+// NewForwarder returns a Forwarder that asks router who owns each pool.
+func NewForwarder(router Router, opts ForwardOptions) *Forwarder {
+	if opts.Creds == nil {
+		opts.Creds = insecure.NewCredentials()
+	}
+	if opts.RetryEvery <= 0 {
+		opts.RetryEvery = 50 * time.Millisecond
+	}
+	return &Forwarder{router: router, opts: opts, conns: make(map[string]*grpc.ClientConn)}
+}
+
+// Close closes the pooled connections.
+func (f *Forwarder) Close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for addr, c := range f.conns {
+		c.Close()
+		delete(f.conns, addr)
+	}
+}
+
+// Interceptor serves QuotaService calls for pools this node owns and forwards the
+// others. Other services (health, reflection, peers) pass through.
+func (f *Forwarder) Interceptor() grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		r, ok := req.(poolRequest)
+		if !ok || !strings.HasPrefix(info.FullMethod, "/"+quotadv1.QuotaService_ServiceDesc.ServiceName+"/") ||
+			info.FullMethod == quotadv1.QuotaService_CountTokens_FullMethodName {
+			return handler(ctx, req)
+		}
+		forwarded := isForwarded(ctx)
+		for {
+			addr, self, err := f.router.Owner(r.GetPool())
+			switch {
+			case err == nil && self:
+				return handler(ctx, req)
+			case forwarded:
+				return nil, notOwner(r.GetPool(), err)
+			case err == nil:
+				resp, err := f.forward(ctx, addr, info.FullMethod, req)
+				if !retryable(err) {
+					return resp, err
+				}
+			}
+			// No owner yet, or the owner moved or died: ask again shortly.
+			select {
+			case <-ctx.Done():
+				return nil, status.Errorf(codes.Unavailable, "pool %q: no reachable owner before the deadline: %v", r.GetPool(), ctx.Err())
+			case <-time.After(f.opts.RetryEvery):
+			}
+		}
+	}
+}
+
+func isForwarded(ctx context.Context) bool {
+	md, _ := metadata.FromIncomingContext(ctx)
+	return len(md.Get(forwardedKey)) > 0
+}
+
+func notOwner(pool string, cause error) error {
+	msg := fmt.Sprintf("this node does not own pool %q", pool)
+	if cause != nil {
+		msg += ": " + cause.Error()
+	}
+	st := status.New(codes.Aborted, msg)
+	if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: NotOwnerReason, Domain: "quotad"}); err == nil {
+		st = d
+	}
+	return st.Err()
+}
+
+// IsNotOwner reports whether err is a NOT_OWNER answer.
+func IsNotOwner(err error) bool {
+	for _, d := range status.Convert(err).Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetReason() == NotOwnerReason {
+			return true
+		}
+	}
+	return false
+}
+
+// retryable: the call did not reach a serving owner, so it may go again (a
+// re-sent Acquire keeps its request id, so it is never granted twice).
+func retryable(err error) bool {
+	return err != nil && (IsNotOwner(err) || status.Code(err) == codes.Unavailable)
+}
+
+// forward sends one call to the owner at addr, keeping the caller's deadline.
+func (f *Forwarder) forward(ctx context.Context, addr, method string, req any) (any, error) {
+	conn, err := f.conn(addr)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "connect to owner %s: %v", addr, err)
+	}
+	out := metadata.AppendToOutgoingContext(ctx, forwardedKey, f.opts.Self)
+	resp := newResponse(method)
+	if resp == nil {
+		return nil, status.Errorf(codes.Unimplemented, "%s cannot be forwarded", method)
+	}
+	if err := conn.Invoke(out, method, req, resp); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+func newResponse(method string) any {
+	switch method {
+	case quotadv1.QuotaService_Acquire_FullMethodName:
+		return new(quotadv1.AcquireResponse)
+	case quotadv1.QuotaService_Report_FullMethodName:
+		return new(quotadv1.ReportResponse)
+	case quotadv1.QuotaService_Renew_FullMethodName:
+		return new(quotadv1.RenewResponse)
+	case quotadv1.QuotaService_GetPool_FullMethodName:
+		return new(quotadv1.PoolStatus)
+	}
+	return nil
+}
+
+// conn returns the pooled connection to addr.
+func (f *Forwarder) conn(addr string) (*grpc.ClientConn, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c := f.conns[addr]; c != nil {
+		return c, nil
+	}
+	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(f.opts.Creds))
+	if err != nil {
+		return nil, err
+	}
+	f.conns[addr] = c
+	return c, nil
+}
