@@ -26,13 +26,14 @@ type Limiter struct {
 
 // entry owns one pool.
 type entry struct {
-	lim    *Limiter
-	name   string
-	mu     sync.Mutex // guards everything below, and the pool
-	pool   *Pool
-	timer  clock.Timer
-	wakeAt int64
-	gone   error // set when the pool was removed or the Limiter closed
+	lim     *Limiter
+	name    string
+	mu      sync.Mutex // guards everything below, and the pool
+	pool    *Pool
+	timer   clock.Timer
+	wakeAt  int64
+	gone    error  // set when the pool was removed or the Limiter closed
+	version uint64 // counts operations; a snapshot carries it
 }
 
 // New returns a Limiter without pools.
@@ -160,8 +161,11 @@ func (l *Limiter) with(pool string, fn func(p *Pool, now int64) error) error {
 	return err
 }
 
-// rearm points the pool's one timer at its next wake-up. Callers hold e.mu.
+// rearm ends every operation on the pool: it counts the change (replication sends
+// pools whose version moved) and points the pool's one timer at its next wake-up.
+// Callers hold e.mu.
 func (e *entry) rearm(now int64) {
+	e.version++
 	wake := e.pool.NextWake(now)
 	if wake == e.wakeAt {
 		return
@@ -319,6 +323,45 @@ func (l *Limiter) Snapshot(wall time.Time) []*quotadv1.PoolState {
 		e.mu.Unlock()
 	}
 	return out
+}
+
+// SnapshotChanged returns the state of every pool whose version is not seen[name],
+// and records the versions it returns in seen. Pools no longer present are
+// dropped from seen.
+func (l *Limiter) SnapshotChanged(seen map[string]uint64, wall time.Time) []*quotadv1.PoolState {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	var out []*quotadv1.PoolState
+	for name, e := range l.pools {
+		e.mu.Lock()
+		if v, ok := seen[name]; !ok || v != e.version {
+			st := e.pool.Snapshot(l.now(), name, wall)
+			st.Version = e.version
+			seen[name] = e.version
+			out = append(out, st)
+		}
+		e.mu.Unlock()
+	}
+	for name := range seen {
+		if l.pools[name] == nil {
+			delete(seen, name)
+		}
+	}
+	return out
+}
+
+// TakeOver restores pool from st (when not nil) as of elapsed after it was taken,
+// then prepares it for this node as its new owner; see Pool.TakeOver.
+func (l *Limiter) TakeOver(pool string, st *quotadv1.PoolState, elapsed time.Duration) error {
+	return l.with(pool, func(p *Pool, now int64) error {
+		if st != nil {
+			if err := p.Restore(now, st, elapsed); err != nil {
+				return err
+			}
+		}
+		p.TakeOver(now)
+		return nil
+	})
 }
 
 // Restore loads st into its pool, as of elapsed after it was taken. A state for a

@@ -1,0 +1,207 @@
+package cluster
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/quotad/quotad/internal/clock"
+	quotadv1 "github.com/quotad/quotad/proto/quotad/v1"
+	"github.com/quotad/quotad/server/limiter"
+)
+
+// Replication: an owner sends the state of the pools that changed to each pool's
+// heir (the second in rendezvous rank), about every Interval, batched per heir and
+// bounded in size. The heir keeps the newest state of each pool, stamped with its
+// own monotonic clock on arrival, so that a takeover knows how old its replica is
+// without trusting the sender's clock.
+
+// ReplicatorOptions configure a Replicator.
+type ReplicatorOptions struct {
+	Self string
+	// Interval between rounds; zero means 100ms.
+	Interval time.Duration
+	// MaxBatchBytes bounds one Replicate call; zero means 1 MiB.
+	MaxBatchBytes int
+	Creds         credentials.TransportCredentials
+	Logger        *slog.Logger
+}
+
+// HeirFunc returns the gRPC address of the node that should hold pool's replica,
+// and false when there is none (this node does not own the pool, or is alone).
+type HeirFunc func(pool string) (addr string, ok bool)
+
+// Replicator sends the state of changed pools to their heirs. Run it in one
+// goroutine; it owns its bookkeeping.
+type Replicator struct {
+	lim  *limiter.Limiter
+	heir HeirFunc
+	opts ReplicatorOptions
+
+	versions map[string]uint64 // pool -> the version last snapshotted and sent
+	reset    chan struct{}
+	conns    map[string]*grpc.ClientConn
+}
+
+// NewReplicator returns a Replicator of lim's pools.
+func NewReplicator(lim *limiter.Limiter, heir HeirFunc, opts ReplicatorOptions) *Replicator {
+	if opts.Interval <= 0 {
+		opts.Interval = 100 * time.Millisecond
+	}
+	if opts.MaxBatchBytes <= 0 {
+		opts.MaxBatchBytes = 1 << 20
+	}
+	if opts.Creds == nil {
+		opts.Creds = insecure.NewCredentials()
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Replicator{lim: lim, heir: heir, opts: opts, versions: map[string]uint64{},
+		reset: make(chan struct{}, 1), conns: map[string]*grpc.ClientConn{}}
+}
+
+// Reset makes the next round send every pool, changed or not: call it when the
+// membership changes, since pools may have new heirs. Safe for concurrent use.
+func (r *Replicator) Reset() {
+	select {
+	case r.reset <- struct{}{}:
+	default:
+	}
+}
+
+// Run replicates every Interval until ctx ends.
+func (r *Replicator) Run(ctx context.Context) {
+	t := time.NewTicker(r.opts.Interval)
+	defer t.Stop()
+	defer r.close()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.Round(ctx)
+		}
+	}
+}
+
+// Round sends one round of changed states. The states a heir did not take are
+// sent again next round.
+func (r *Replicator) Round(ctx context.Context) {
+	select {
+	case <-r.reset:
+		clear(r.versions)
+	default:
+	}
+	byHeir := map[string][]*quotadv1.PoolState{}
+	for _, st := range r.lim.SnapshotChanged(r.versions, time.Now()) {
+		if addr, ok := r.heir(st.GetPool()); ok {
+			byHeir[addr] = append(byHeir[addr], st)
+		}
+	}
+	for addr, batch := range byHeir {
+		if err := r.send(ctx, addr, batch); err != nil {
+			r.opts.Logger.Debug("replication failed; retrying next round", "heir", addr, "err", err)
+			for _, st := range batch {
+				delete(r.versions, st.GetPool())
+			}
+		}
+	}
+}
+
+// send delivers states to addr in calls of at most MaxBatchBytes.
+func (r *Replicator) send(ctx context.Context, addr string, states []*quotadv1.PoolState) error {
+	conn := r.conns[addr]
+	if conn == nil {
+		c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(r.opts.Creds))
+		if err != nil {
+			return err
+		}
+		conn, r.conns[addr] = c, c
+	}
+	api := quotadv1.NewPeerServiceClient(conn)
+	for len(states) > 0 {
+		req := &quotadv1.ReplicateRequest{From: r.opts.Self}
+		size := 0
+		for len(states) > 0 && (len(req.Pools) == 0 || size+proto.Size(states[0]) <= r.opts.MaxBatchBytes) {
+			size += proto.Size(states[0])
+			req.Pools, states = append(req.Pools, states[0]), states[1:]
+		}
+		callCtx, cancel := context.WithTimeout(ctx, time.Second)
+		_, err := api.Replicate(callCtx, req)
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Replicator) close() {
+	for addr, c := range r.conns {
+		c.Close()
+		delete(r.conns, addr)
+	}
+}
+
+// Replica is a pool's state as its heir received it.
+type Replica struct {
+	State   *quotadv1.PoolState
+	From    string
+	Arrived time.Time // by the heir's clock
+}
+
+// ReplicaStore keeps the newest replica of each pool and serves PeerService. It is
+// safe for concurrent use.
+type ReplicaStore struct {
+	quotadv1.UnimplementedPeerServiceServer
+	clock clock.Clock
+
+	mu       sync.Mutex // guards replicas
+	replicas map[string]Replica
+}
+
+// NewReplicaStore returns an empty store stamping arrivals with c.
+func NewReplicaStore(c clock.Clock) *ReplicaStore {
+	return &ReplicaStore{clock: c, replicas: map[string]Replica{}}
+}
+
+// Replicate implements PeerService: it keeps each state unless it holds a newer one
+// from the same sender. States of a format this node cannot read are refused.
+func (s *ReplicaStore) Replicate(ctx context.Context, req *quotadv1.ReplicateRequest) (*quotadv1.ReplicateResponse, error) {
+	now := s.clock.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	stored := uint32(0)
+	for _, st := range req.GetPools() {
+		if st.GetFormatVersion() > limiter.StateFormat || st.GetPool() == "" {
+			continue
+		}
+		old, ok := s.replicas[st.GetPool()]
+		if ok && old.From == req.GetFrom() && old.State.GetVersion() >= st.GetVersion() {
+			continue
+		}
+		s.replicas[st.GetPool()] = Replica{State: st, From: req.GetFrom(), Arrived: now}
+		stored++
+	}
+	return &quotadv1.ReplicateResponse{Stored: stored}, nil
+}
+
+// Take returns pool's replica and how old it is, and forgets it (a takeover uses
+// it once).
+func (s *ReplicaStore) Take(pool string) (Replica, time.Duration, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.replicas[pool]
+	if !ok {
+		return r, 0, false
+	}
+	delete(s.replicas, pool)
+	return r, s.clock.Now().Sub(r.Arrived), true
+}
