@@ -136,7 +136,8 @@ type Cost struct {
 }
 
 // Acquire blocks until quotad grants cost in pool, and returns the grant, whose
-// lease the client then renews until it is Reported. It returns a
+// lease the client then renews until it is Reported. With WithPrompt, quotad
+// counts the input tokens and reserves the output itself (see WithPrompt). It returns a
 // *NotGrantedError when WithMaxWait says no, the context's error (wrapped) when
 // ctx ends first, and otherwise an error wrapping ErrPoolNotFound,
 // ErrCostTooLarge, ErrQueueFull, ErrInvalid or ErrUnavailable.
@@ -157,6 +158,8 @@ func (c *Client) Acquire(ctx context.Context, pool string, cost Cost, opts ...Ac
 		return nil, fmt.Errorf("%w: acquire %q: negative cost %+v", ErrInvalid, pool, cost)
 	case ac.hasWait && ac.maxWait < 0:
 		return nil, fmt.Errorf("%w: acquire %q: negative max wait %v", ErrInvalid, pool, ac.maxWait)
+	case ac.hasMaxOutput && ac.maxOutput < 0, ac.completions < 0:
+		return nil, fmt.Errorf("%w: acquire %q: negative max output tokens %d or completions %d", ErrInvalid, pool, ac.maxOutput, ac.completions)
 	case c.isClosed():
 		return nil, fmt.Errorf("%w: acquire %q", ErrClosed, pool)
 	}
@@ -170,6 +173,7 @@ func (c *Client) Acquire(ctx context.Context, pool string, cost Cost, opts ...Ac
 		Cost:      &quotadv1.Cost{Requests: cost.Requests, InputTokens: cost.InputTokens, OutputTokens: cost.OutputTokens},
 		RequestId: ac.requestID,
 	}
+	ac.applyPrompt(req)
 	var resp *quotadv1.AcquireResponse
 	err := c.call(ctx, func(ctx context.Context, api quotadv1.QuotaServiceClient) error {
 		if ac.hasWait {

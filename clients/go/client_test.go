@@ -157,25 +157,27 @@ func TestReportAndRenewRetryNextAddress(t *testing.T) {
 func TestErrorMapping(t *testing.T) {
 	tests := []struct {
 		code codes.Code
+		msg  string
 		want error
 	}{
-		{codes.NotFound, ErrPoolNotFound},
-		{codes.FailedPrecondition, ErrCostTooLarge},
-		{codes.ResourceExhausted, ErrQueueFull},
-		{codes.InvalidArgument, ErrInvalid},
+		{codes.NotFound, "server says why", ErrPoolNotFound},
+		{codes.FailedPrecondition, "server says why", ErrCostTooLarge},
+		{codes.FailedPrecondition, "provider quota exhausted: insufficient_quota (for 10m0s more)", ErrQuotaExhausted},
+		{codes.ResourceExhausted, "server says why", ErrQueueFull},
+		{codes.InvalidArgument, "server says why", ErrInvalid},
 	}
 	for _, tt := range tests {
-		t.Run(tt.code.String(), func(t *testing.T) {
+		t.Run(tt.want.Error(), func(t *testing.T) {
 			srv := newFakeServer()
 			srv.acquireFn = func(context.Context, *quotadv1.AcquireRequest) (*quotadv1.AcquireResponse, error) {
-				return nil, status.Error(tt.code, "server says why")
+				return nil, status.Error(tt.code, tt.msg)
 			}
 			c := dial(t, []string{serve(t, srv)})
 			_, err := c.Acquire(testContext(t), "p", Cost{Requests: 1})
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
 			}
-			if status.Code(err) != tt.code || !strings.Contains(err.Error(), "server says why") {
+			if status.Code(err) != tt.code || !strings.Contains(err.Error(), tt.msg) {
 				t.Errorf("err = %v: want the server's status and message kept", err)
 			}
 		})

@@ -15,6 +15,11 @@
 // retried call once. When no node can be reached the client fails closed
 // (ErrUnavailable) unless WithFailOpen gave it a local limiter to fall back on.
 //
+// Transport does all of this for an OpenAI- or Anthropic-shaped HTTP client
+// (the official SDKs take an *http.Client): it reads each request's prompt and
+// output cap, acquires with the prompt so that quotad counts the tokens, and
+// reports the response's usage and rate-limit headers.
+//
 // This package does not import any server or cluster code of quotad: only gRPC
 // and the generated API.
 package quotad

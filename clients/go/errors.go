@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -20,6 +21,11 @@ var (
 	// ErrCostTooLarge: the cost exceeds what one of the pool's buckets can ever
 	// hold, so it can never be granted (gRPC FAILED_PRECONDITION).
 	ErrCostTooLarge = errors.New("quotad: cost too large for the pool")
+	// ErrQuotaExhausted: the provider said the key's quota is spent (OpenAI's
+	// insufficient_quota, a spend limit), and the pool fails fast until its
+	// config changes or the pool's quota_exhausted_for passes (gRPC
+	// FAILED_PRECONDITION).
+	ErrQuotaExhausted = errors.New("quotad: provider quota exhausted")
 	// ErrQueueFull: the pool's wait queue is full, or its predicted wait exceeds the
 	// pool's max_queue_wait (gRPC RESOURCE_EXHAUSTED).
 	ErrQueueFull = errors.New("quotad: queue full")
@@ -36,6 +42,10 @@ var (
 	// refunds the whole cost.
 	ErrNotSent = errors.New("quotad: call not sent to the provider")
 )
+
+// quotaExhaustedMessage starts the message of quotad's answer to an Acquire in a
+// pool whose provider quota is spent.
+const quotaExhaustedMessage = "provider quota exhausted"
 
 // NotGrantedError is returned by Acquire when quotad predicts a wait longer than
 // WithMaxWait allows (or, with a zero max wait, when the cost does not fit now).
@@ -90,6 +100,10 @@ func (c *Client) wrapErr(ctx context.Context, op, pool string, err error) error 
 		kind = ErrPoolNotFound
 	case codes.FailedPrecondition:
 		kind = ErrCostTooLarge
+		// Both answers share the code; the server's message tells them apart.
+		if strings.Contains(status.Convert(err).Message(), quotaExhaustedMessage) {
+			kind = ErrQuotaExhausted
+		}
 	case codes.ResourceExhausted:
 		kind = ErrQueueFull
 	case codes.InvalidArgument:

@@ -54,8 +54,16 @@ type Grant struct {
 
 // Usage is what a provider call actually used, as the provider reports it.
 type Usage struct {
+	// InputTokens as the provider reports them. For Anthropic, its
+	// usage.input_tokens: the tokens after the last cache breakpoint.
 	InputTokens  int64
 	OutputTokens int64
+	// CacheCreationInputTokens is Anthropic's usage.cache_creation_input_tokens:
+	// they count toward its input limit.
+	CacheCreationInputTokens int64
+	// CacheReadInputTokens is Anthropic's usage.cache_read_input_tokens: they
+	// count toward the input limit only where the pool says so.
+	CacheReadInputTokens int64
 }
 
 // Outcome is what happened to the provider call; pass it to Report as an option.
@@ -120,7 +128,7 @@ func (g *Grant) Report(ctx context.Context, usage Usage, opts ...ReportOption) e
 	if g.reported || g.Local {
 		return nil
 	}
-	if usage.InputTokens < 0 || usage.OutputTokens < 0 {
+	if usage.InputTokens < 0 || usage.OutputTokens < 0 || usage.CacheCreationInputTokens < 0 || usage.CacheReadInputTokens < 0 {
 		return fmt.Errorf("%w: report %q: negative usage %+v", ErrInvalid, g.Pool, usage)
 	}
 	if g.c.isClosed() {
@@ -133,9 +141,15 @@ func (g *Grant) Report(ctx context.Context, usage Usage, opts ...ReportOption) e
 	req := &quotadv1.ReportRequest{
 		GrantId: g.ID,
 		Pool:    g.Pool,
-		Usage:   &quotadv1.Usage{InputTokens: usage.InputTokens, OutputTokens: usage.OutputTokens},
-		Outcome: rc.outcome.proto(),
-		Headers: rc.headers,
+		Usage: &quotadv1.Usage{
+			InputTokens:              usage.InputTokens,
+			OutputTokens:             usage.OutputTokens,
+			CacheCreationInputTokens: usage.CacheCreationInputTokens,
+			CacheReadInputTokens:     usage.CacheReadInputTokens,
+		},
+		Outcome:       rc.outcome.proto(),
+		Headers:       rc.headers,
+		ProviderError: rc.providerError,
 	}
 	if rc.retryAfter > 0 {
 		req.RetryAfter = durationpb.New(rc.retryAfter)

@@ -10,6 +10,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+
+	quotadv1 "github.com/quotad/quotad/proto/quotad/v1"
 )
 
 // DefaultUnavailableTimeout is how long a call keeps retrying while no node of
@@ -93,6 +95,13 @@ type acquireConfig struct {
 	maxWait   time.Duration
 	hasWait   bool
 	requestID string
+
+	// What WithPrompt and its companions set; see prompt.go.
+	model        string
+	prompt       *quotadv1.Prompt
+	maxOutput    int64
+	hasMaxOutput bool
+	completions  int64
 }
 
 // WithTenant names who asks inside the pool (a service name); waiting tenants
@@ -123,9 +132,10 @@ type ReportOption interface {
 }
 
 type reportConfig struct {
-	outcome    Outcome
-	retryAfter time.Duration
-	headers    map[string]string
+	outcome       Outcome
+	retryAfter    time.Duration
+	headers       map[string]string
+	providerError string
 }
 
 type reportOptionFunc func(*reportConfig)
@@ -138,10 +148,18 @@ func WithRetryAfter(d time.Duration) ReportOption {
 	return reportOptionFunc(func(c *reportConfig) { c.retryAfter = d })
 }
 
+// WithProviderError passes the provider's error type or code of a failed or rate
+// limited call, such as "insufficient_quota": quotad makes a pool whose quota
+// the provider says is spent fail fast instead of queueing.
+func WithProviderError(typeOrCode string) ReportOption {
+	return reportOptionFunc(func(c *reportConfig) { c.providerError = typeOrCode })
+}
+
 // WithHeaders passes the provider's response headers, from which quotad reads
-// what the provider says remains of its limits. Only the rate-limit headers are
-// sent: x-ratelimit-*, anthropic-ratelimit-*, retry-after and retry-after-ms;
-// names are lowercased and, for an http.Header, the first value is kept.
+// what the provider says remains of its limits. Only the headers quotad reads are
+// sent: x-ratelimit-*, anthropic-ratelimit-*, retry-after, retry-after-ms and
+// date (against which Anthropic's reset times are read); names are lowercased
+// and, for an http.Header, the first value is kept.
 func WithHeaders[H map[string]string | http.Header](h H) ReportOption {
 	out := make(map[string]string)
 	switch h := any(h).(type) {
@@ -167,7 +185,7 @@ func WithHeaders[H map[string]string | http.Header](h H) ReportOption {
 func addRateLimitHeader(dst map[string]string, name, value string) {
 	name = strings.ToLower(name)
 	if strings.HasPrefix(name, "x-ratelimit-") || strings.HasPrefix(name, "anthropic-ratelimit-") ||
-		name == "retry-after" || name == "retry-after-ms" {
+		name == "retry-after" || name == "retry-after-ms" || name == "date" {
 		dst[name] = value
 	}
 }
