@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -72,8 +73,11 @@ func writeAnthropicError(w http.ResponseWriter, status int, typ, msg string) {
 // settles output tokens to the actual output (input_tokens equals the estimate).
 func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request) {
 	key := r.Header.Get("x-api-key")
+	if key == "" { // the Anthropic SDKs may send the key as a bearer token instead
+		key, _ = strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	}
 	if key == "" {
-		writeAnthropicError(w, http.StatusUnauthorized, "authentication_error", "x-api-key header is required")
+		writeAnthropicError(w, http.StatusUnauthorized, "authentication_error", "x-api-key header (or Authorization: Bearer) is required")
 		return
 	}
 	body, status, err := s.readBody(w, r)

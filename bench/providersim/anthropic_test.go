@@ -137,3 +137,11 @@ func TestMessagesBadRequests(t *testing.T) {
 		}
 	}
 }
+
+func TestAnthropicKeyAsBearerToken(t *testing.T) {
+	e := newEnv(t, Config{Latency: &Latency{}})
+	res := e.post(t, "/v1/messages", `{"model":"claude-x","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`, "Authorization", "Bearer k1")
+	if res.status != 200 {
+		t.Fatalf("status %d with the key as a bearer token, want 200: %s", res.status, res.body)
+	}
+}
