@@ -1,13 +1,19 @@
 # quotad — `make run` starts a node, `make test` runs every test. Both install what
-# they need (Go modules, the buf CLI from npm) into this checkout.
+# they need (Go modules, the buf CLI from npm, a Python virtualenv in .venv) into
+# this checkout.
 
 GO          ?= go
 TOOLS       := $(CURDIR)/.tools
 BUF_VERSION := 1.75.0
 BUF         := $(TOOLS)/node_modules/.bin/buf
 BIN         := $(CURDIR)/bin
+PYTHON3     ?= python3
+VENV        := $(CURDIR)/.venv
+PY          := $(VENV)/bin/python
+PYCLIENT    := $(CURDIR)/clients/python
+PYPROTO     := $(PYCLIENT)/src/quotad/_proto
 
-.PHONY: all build run test lint vet fmt-check buf-lint generate check-generated go-test bench grpcurl clean
+.PHONY: all build run test lint vet fmt-check buf-lint generate check-generated go-test py-test py-generate bench bench-go grpcurl clean
 
 all: build
 
@@ -18,8 +24,9 @@ build:
 run: build
 	$(BIN)/quotad serve --config examples/quotad.yaml --state-dir $(CURDIR)/.state
 
-## test: lint, generated-code check, and every test under the race detector.
-test: lint check-generated go-test
+## test: lint, generated-code check, every Go test under the race detector, then
+## the Python client's tests.
+test: lint check-generated go-test py-test
 
 lint: fmt-check vet buf-lint
 
@@ -36,28 +43,69 @@ $(BUF):
 buf-lint: $(BUF)
 	$(BUF) lint
 
-## generate: regenerate the gRPC code from proto/ (offline once the tools are installed).
-generate: $(BUF)
+## generate: regenerate the gRPC code from proto/, Go and Python (offline once the
+## tools are installed).
+generate: $(BUF) $(VENV)/.stamp
 	$(BUF) generate
+	$(MAKE) --no-print-directory py-generate PYGEN_OUT=$(PYPROTO)
+
+# py-generate writes the Python stubs into $(PYGEN_OUT) with grpcio-tools' bundled
+# protoc, imports made package-relative so the stubs live inside quotad._proto.
+PYGEN_OUT ?= $(PYPROTO)
+py-generate: $(VENV)/.stamp
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=$$tmp --pyi_out=$$tmp --grpc_python_out=$$tmp \
+		proto/quotad/v1/quotad.proto && \
+	mkdir -p $(PYGEN_OUT) && \
+	for f in quotad_pb2.py quotad_pb2.pyi quotad_pb2_grpc.py; do \
+		sed -e 's/^from quotad\.v1 import /from . import /' $$tmp/quotad/v1/$$f > $(PYGEN_OUT)/$$f || exit 1; \
+	done
 
 ## check-generated: the committed generated code is what `make generate` produces.
-check-generated: $(BUF)
+check-generated: $(BUF) $(VENV)/.stamp
 	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
 	$(BUF) generate -o $$tmp && \
 	for f in $$(cd $$tmp && find . -name '*.pb.go'); do \
 		cmp -s $$tmp/$$f $$f || { echo "$$f is out of date: run make generate"; exit 1; }; \
+	done && \
+	$(MAKE) --no-print-directory py-generate PYGEN_OUT=$$tmp/py && \
+	for f in $$(cd $$tmp/py && ls); do \
+		cmp -s $$tmp/py/$$f $(PYPROTO)/$$f || { echo "$(PYPROTO)/$$f is out of date: run make generate"; exit 1; }; \
 	done; echo "generated code is up to date"
 
 go-test:
 	$(GO) test -race -count=1 ./...
 
+# The virtualenv, with the pinned versions of clients/python/requirements-dev.txt and
+# the client itself (editable); rebuilt when either file changes.
+$(VENV)/.stamp: $(PYCLIENT)/requirements-dev.txt $(PYCLIENT)/pyproject.toml
+	test -x $(PY) || $(PYTHON3) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r $(PYCLIENT)/requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e $(PYCLIENT)
+	touch $@
+
+## py-test: the Python client's tests, against real quotad and providersim processes.
+## pytest's exit code 5 (no test collected) fails like any other.
+py-test: $(VENV)/.stamp
+	$(GO) build -o $(BIN)/quotad ./cmd/quotad
+	$(GO) build -o $(BIN)/providersim ./bench/cmd/providersim
+	cd $(PYCLIENT) && QUOTAD_BIN=$(BIN)/quotad PROVIDERSIM_BIN=$(BIN)/providersim \
+		$(PY) -m pytest -q -p no:cacheprovider tests
+
 ## grpcurl: builds .tools/bin/grpcurl (pinned in internal/tools/go.mod) for the README's walk-through.
 grpcurl:
 	cd internal/tools && $(GO) build -o $(TOOLS)/bin/grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl
 
-## bench: the engine and server benchmarks (see bench/README.md).
-bench:
+## bench: the standard benchmark scenarios against the provider simulator, every
+## mode side by side; prints the table and writes bench/results/latest.json
+## (see bench/README.md).
+bench: build
+	$(GO) build -o $(BIN)/quotad-bench ./bench/cmd/quotad-bench
+	$(BIN)/quotad-bench -quotad $(BIN)/quotad -json bench/results/latest.json
+
+## bench-go: the Go micro-benchmarks of the engine and the server.
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./server/...
 
 clean:
-	rm -rf $(BIN) $(TOOLS)
+	rm -rf $(BIN) $(TOOLS) $(VENV)
