@@ -150,3 +150,22 @@ func TestReplicaStoreKeepsTheNewest(t *testing.T) {
 		t.Error("stored a state of a newer format")
 	}
 }
+
+func TestLookingAtAPoolIsNoChange(t *testing.T) {
+	owner := newLimiter(t)
+	store := NewReplicaStore(clock.Real())
+	addr, calls := serveStore(t, store)
+	r := NewReplicator(owner, func(string) (string, bool) { return addr, true }, ReplicatorOptions{Self: "owner"})
+	defer r.close()
+	ctx := context.Background()
+	r.Round(ctx)
+	for range 3 {
+		if _, err := owner.Status("p"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.Round(ctx)
+	if got := calls.Load(); got != 1 {
+		t.Errorf("%d Replicate calls, want 1: GetPool and metrics scrapes are no change", got)
+	}
+}

@@ -20,10 +20,11 @@ var quotaErrors = map[string]bool{
 	"billing_error":                     true,
 }
 
-// providerFeedback applies what a Report says of the provider: its rate-limit
-// headers (clamp and learned limits), a spent quota (fail fast), and the pause a
-// 429 asks for, which it returns.
-func (s *Server) providerFeedback(p config.Pool, id limiter.GrantID, r *quotadv1.ReportRequest, retryAfter time.Duration) time.Duration {
+// providerFeedback reads what a Report says of the provider: its rate-limit
+// headers (clamp and learned limits) and a spent quota (fail fast), for the engine
+// to apply with the settlement, and the pause a 429 asks for.
+func (s *Server) providerFeedback(p config.Pool, r *quotadv1.ReportRequest, retryAfter time.Duration) (limiter.Feedback, time.Duration) {
+	var out limiter.Feedback
 	fb := feedback.Parse(feedback.Style(p.ProviderStyle()), r.GetHeaders(), time.Now())
 	if len(fb.Ignored) > 0 {
 		s.log.Debug("provider headers ignored", "pool", p.Name, "headers", fb.Ignored)
@@ -31,18 +32,12 @@ func (s *Server) providerFeedback(p config.Pool, id limiter.GrantID, r *quotadv1
 	if retryAfter == 0 {
 		retryAfter = fb.RetryAfter
 	}
-	if len(fb.Observations) > 0 {
-		views := make([]limiter.ProviderView, 0, len(fb.Observations))
-		for _, o := range fb.Observations {
-			res, err := limiter.ParseResource(o.Resource)
-			if err != nil {
-				continue
-			}
-			views = append(views, limiter.ProviderView{Resource: res, Limit: o.Limit, Remaining: o.Remaining, Slack: o.Slack})
+	for _, o := range fb.Observations {
+		res, err := limiter.ParseResource(o.Resource)
+		if err != nil {
+			continue
 		}
-		if err := s.lim.Observe(p.Name, id, views); err != nil {
-			s.log.Debug("provider feedback not applied", "pool", p.Name, "err", err)
-		}
+		out.Views = append(out.Views, limiter.ProviderView{Resource: res, Limit: o.Limit, Remaining: o.Remaining, Slack: o.Slack})
 	}
 	rateLimited := r.GetOutcome() == quotadv1.Outcome_OUTCOME_RATE_LIMITED
 	reason := r.GetProviderError()
@@ -53,12 +48,10 @@ func (s *Server) providerFeedback(p config.Pool, id limiter.GrantID, r *quotadv1
 		if reason == "" {
 			reason = "provider answered 429 without retry-after (spend limit)"
 		}
-		if err := s.lim.ExhaustQuota(p.Name, "provider quota exhausted: "+reason, time.Duration(*p.QuotaExhaustedFor)); err == nil {
-			s.log.Warn("pool fails fast: provider quota exhausted", "pool", p.Name, "reason", reason, "for", time.Duration(*p.QuotaExhaustedFor))
-		}
+		out.Exhausted, out.ExhaustedFor = "provider quota exhausted: "+reason, time.Duration(*p.QuotaExhaustedFor)
 	}
 	if !rateLimited {
-		return 0
+		return out, 0
 	}
-	return retryAfter
+	return out, retryAfter
 }

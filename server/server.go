@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -81,6 +83,15 @@ func (s *Server) pool(name string) (config.Pool, error) {
 	return p, nil
 }
 
+// poolLabel is the metrics label of a requested pool: its name when the node has
+// it, else "_unknown", so that requests cannot grow the metrics.
+func (s *Server) poolLabel(name string) string {
+	if _, err := s.pool(name); err != nil {
+		return "_unknown"
+	}
+	return name
+}
+
 // Acquire implements QuotaService.Acquire.
 func (s *Server) Acquire(ctx context.Context, r *quotadv1.AcquireRequest) (*quotadv1.AcquireResponse, error) {
 	if err := validateAcquire(r); err != nil {
@@ -106,7 +117,7 @@ func (s *Server) Acquire(ctx context.Context, r *quotadv1.AcquireRequest) (*quot
 	}
 	d, err := s.lim.Acquire(ctx, r.GetPool(), req)
 	if err != nil {
-		s.metrics.refused(r.GetPool(), reason(err))
+		s.metrics.refused(s.poolLabel(r.GetPool()), reason(err))
 		return nil, toStatus(err)
 	}
 	if !d.Granted {
@@ -132,17 +143,21 @@ func (s *Server) Acquire(ctx context.Context, r *quotadv1.AcquireRequest) (*quot
 	return resp, nil
 }
 
-// maxWait returns the request's wait budget: max_wait when set, else the time left
-// before the call's deadline (so a wait that cannot end in time is refused at once
-// with its retry_after), else no bound.
+// maxWait returns the request's wait budget: the shorter of max_wait and the time
+// left before the call's deadline (so a wait that cannot end in time is refused at
+// once with its retry_after), or no bound when neither is set.
 func maxWait(ctx context.Context, r *quotadv1.AcquireRequest) time.Duration {
-	if mw := r.GetMaxWait(); mw != nil {
-		return mw.AsDuration()
+	mw := time.Duration(-1)
+	if d := r.GetMaxWait(); d != nil {
+		mw = d.AsDuration()
 	}
-	if deadline, ok := ctx.Deadline(); ok {
-		return max(time.Until(deadline), time.Nanosecond)
+	if deadline, ok := ctx.Deadline(); ok && mw != 0 {
+		left := max(time.Until(deadline), time.Nanosecond)
+		if mw < 0 || left < mw {
+			mw = left
+		}
 	}
-	return -1
+	return mw
 }
 
 // Report implements QuotaService.Report.
@@ -155,13 +170,16 @@ func (s *Server) Report(ctx context.Context, r *quotadv1.ReportRequest) (*quotad
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	// The provider's view first: it describes the call as admitted, before the
-	// settlement of its estimate.
-	pause := s.providerFeedback(p, id, r, r.GetRetryAfter().AsDuration())
+	// The engine applies the provider's view first: it describes the call as
+	// admitted, before the settlement of its estimate.
+	fb, pause := s.providerFeedback(p, r, r.GetRetryAfter().AsDuration())
 	outcome := outcomes[r.GetOutcome()]
-	res, err := s.lim.Report(r.GetPool(), id, settledUsage(p, r.GetUsage()), outcome, pause)
+	res, err := s.lim.ReportWithFeedback(r.GetPool(), id, settledUsage(p, r.GetUsage()), outcome, pause, fb)
 	if err != nil {
 		return nil, toStatus(err)
+	}
+	if fb.Exhausted != "" && res.Settlement != limiter.Duplicate {
+		s.log.Warn("pool fails fast: provider quota exhausted", "pool", p.Name, "reason", fb.Exhausted, "for", fb.ExhaustedFor)
 	}
 	settlement := quotadv1.Settlement(res.Settlement)
 	s.metrics.reports.WithLabelValues(r.GetPool(), r.GetOutcome().String(), settlement.String()).Inc()
@@ -245,10 +263,16 @@ var errorCodes = []struct {
 	{context.DeadlineExceeded, codes.DeadlineExceeded, "deadline"},
 }
 
+// toStatus maps an engine error to its status, with an ErrorInfo whose reason
+// (e.g. QUOTA_EXHAUSTED, COST_TOO_LARGE) tells apart answers that share a code.
 func toStatus(err error) error {
 	for _, e := range errorCodes {
 		if errors.Is(err, e.err) {
-			return status.Error(e.code, err.Error())
+			st := status.New(e.code, err.Error())
+			if d, derr := st.WithDetails(&errdetails.ErrorInfo{Reason: strings.ToUpper(e.reason), Domain: "quotad"}); derr == nil {
+				st = d
+			}
+			return st.Err()
 		}
 	}
 	return status.Error(codes.Internal, err.Error())

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -39,6 +40,13 @@ pools:
 // startServer serves a Server over loopback gRPC with the test pools, on a fake clock.
 func startServer(t *testing.T) (quotadv1.QuotaServiceClient, *clock.Fake) {
 	t.Helper()
+	api, _, fc := startTestServer(t)
+	return api, fc
+}
+
+// startTestServer is startServer, also returning the Server.
+func startTestServer(t testing.TB) (quotadv1.QuotaServiceClient, *Server, *clock.Fake) {
+	t.Helper()
 	fc := clock.NewFake(time.Unix(1_000_000, 0))
 	lim := limiter.New(fc)
 	srv := New(lim, NewMetrics(lim, 10), slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -66,7 +74,7 @@ func startServer(t *testing.T) (quotadv1.QuotaServiceClient, *clock.Fake) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return quotadv1.NewQuotaServiceClient(conn), fc
+	return quotadv1.NewQuotaServiceClient(conn), srv, fc
 }
 
 func TestReservationFollowsTheProviderStyle(t *testing.T) {
@@ -197,6 +205,15 @@ func TestSpentQuotaFailsFast(t *testing.T) {
 	_, err = api.Acquire(ctx, &quotadv1.AcquireRequest{Pool: "openai"})
 	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "insufficient_quota") {
 		t.Errorf("acquire after a spent quota: %v, want FAILED_PRECONDITION naming the reason", err)
+	}
+	var reason string
+	for _, d := range status.Convert(err).Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok {
+			reason = info.GetReason()
+		}
+	}
+	if reason != "QUOTA_EXHAUSTED" {
+		t.Errorf("ErrorInfo reason %q, want QUOTA_EXHAUSTED", reason)
 	}
 }
 

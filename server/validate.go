@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"time"
 	"unicode/utf8"
 
 	quotadv1 "github.com/quotad/quotad/proto/quotad/v1"
@@ -17,6 +18,12 @@ const (
 	maxGrantID   = 64
 	maxHeaders   = 64
 	maxHeaderLen = 1024
+	// maxProviderError bounds a provider's error code: it is quoted in every
+	// refusal while the pool fails fast.
+	maxProviderError = 256
+	// maxRetryAfter bounds a provider's retry-after, as the header parser does: a
+	// longer one is no rate limit, and would stop the pool for good.
+	maxRetryAfter = 24 * time.Hour
 )
 
 // checkString names field and its bad value when s is empty (and required), too long
@@ -75,19 +82,28 @@ func validateReport(r *quotadv1.ReportRequest) (limiter.GrantID, error) {
 	if err != nil {
 		return id, err
 	}
-	if err := checkAmount("usage.input_tokens", r.GetUsage().GetInputTokens()); err != nil {
-		return id, err
-	}
-	if err := checkAmount("usage.output_tokens", r.GetUsage().GetOutputTokens()); err != nil {
-		return id, err
+	u := r.GetUsage()
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"usage.input_tokens", u.GetInputTokens()}, {"usage.output_tokens", u.GetOutputTokens()},
+		{"usage.cache_creation_input_tokens", u.GetCacheCreationInputTokens()}, {"usage.cache_read_input_tokens", u.GetCacheReadInputTokens()},
+	} {
+		if err := checkAmount(f.name, f.v); err != nil {
+			return id, err
+		}
 	}
 	if _, ok := quotadv1.Outcome_name[int32(r.GetOutcome())]; !ok {
 		return id, fmt.Errorf("outcome %d is not a known outcome", r.GetOutcome())
 	}
 	if ra := r.GetRetryAfter(); ra != nil {
-		if err := ra.CheckValid(); err != nil || ra.AsDuration() < 0 {
-			return id, fmt.Errorf("retry_after %v must be a valid, non-negative duration", ra.AsDuration())
+		if err := ra.CheckValid(); err != nil || ra.AsDuration() < 0 || ra.AsDuration() > maxRetryAfter {
+			return id, fmt.Errorf("retry_after %v must be a valid duration within [0, %v]", ra.AsDuration(), maxRetryAfter)
 		}
+	}
+	if err := checkString("provider_error", r.GetProviderError(), maxProviderError, false); err != nil {
+		return id, err
 	}
 	if n := len(r.GetHeaders()); n > maxHeaders {
 		return id, fmt.Errorf("headers has %d entries, more than %d", n, maxHeaders)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -100,8 +101,9 @@ func (c *Client) wrapErr(ctx context.Context, op, pool string, err error) error 
 		kind = ErrPoolNotFound
 	case codes.FailedPrecondition:
 		kind = ErrCostTooLarge
-		// Both answers share the code; the server's message tells them apart.
-		if strings.Contains(status.Convert(err).Message(), quotaExhaustedMessage) {
+		// Both answers share the code; the server's ErrorInfo reason tells them
+		// apart (its message too, for servers that send no reason).
+		if errorReason(err) == "QUOTA_EXHAUSTED" || strings.Contains(status.Convert(err).Message(), quotaExhaustedMessage) {
 			kind = ErrQuotaExhausted
 		}
 	case codes.ResourceExhausted:
@@ -112,4 +114,14 @@ func (c *Client) wrapErr(ctx context.Context, op, pool string, err error) error 
 		return fmt.Errorf("quotad: %s %q: %w", op, pool, err)
 	}
 	return fmt.Errorf("%w: %s %q: %w", kind, op, pool, err)
+}
+
+// errorReason returns the ErrorInfo reason of a status error, or "".
+func errorReason(err error) string {
+	for _, d := range status.Convert(err).Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok {
+			return info.GetReason()
+		}
+	}
+	return ""
 }

@@ -311,8 +311,8 @@ func TestTransportRateLimitPausesPool(t *testing.T) {
 	e := startE2E(t, `
   - name: openai/tight
     provider: openai
-    limits:
-      - {resource: requests, amount: 1000, per: minute, initial: full}
+    limits:                 # no requests limit: quotad cannot see the 429 coming
+      - {resource: tokens, amount: 1000000, per: minute, initial: full}
 `, cfg)
 	client := e.openAI("openai/tight", "tight")
 	params := openai.ChatCompletionNewParams{

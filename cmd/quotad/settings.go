@@ -91,7 +91,28 @@ func loadSettings(args []string, env func(string) string) (Settings, error) {
 			errs = append(errs, fmt.Errorf("%s: server.%s is not a setting", s.Config, key))
 		}
 	}
+	if len(errs) == 0 {
+		errs = s.check()
+	}
 	return s, errors.Join(errs...)
+}
+
+// check refuses values the node cannot run with, naming the setting.
+func (s Settings) check() []error {
+	var errs []error
+	if s.StateInterval <= 0 {
+		errs = append(errs, fmt.Errorf("state-interval %v must be positive", s.StateInterval))
+	}
+	if s.ShutdownGrace < 0 {
+		errs = append(errs, fmt.Errorf("shutdown-grace %v must not be negative", s.ShutdownGrace))
+	}
+	if s.MaxRecvBytes <= 0 {
+		errs = append(errs, fmt.Errorf("max-recv-bytes %d must be positive", s.MaxRecvBytes))
+	}
+	if s.TenantLabelLimit < 0 {
+		errs = append(errs, fmt.Errorf("tenant-label-limit %d must not be negative", s.TenantLabelLimit))
+	}
+	return errs
 }
 
 // settingsFromEnv sets every flag of fs not in given from its environment

@@ -57,3 +57,23 @@ func TestSettingsErrorsNameTheSetting(t *testing.T) {
 		})
 	}
 }
+
+// Values the node cannot run with are refused at start, naming the setting, not
+// met later as a panic (a ticker of no interval) or a node that refuses every call.
+func TestSettingsOutOfRange(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--state-interval", "0s"}, "state-interval 0s"},
+		{[]string{"--state-interval", "-1s"}, "state-interval -1s"},
+		{[]string{"--shutdown-grace", "-1s"}, "shutdown-grace -1s"},
+		{[]string{"--max-recv-bytes", "0"}, "max-recv-bytes 0"},
+		{[]string{"--tenant-label-limit", "-1"}, "tenant-label-limit -1"},
+	} {
+		_, err := loadSettings(append([]string{"--config", "/nonexistent"}, tc.args...), func(string) string { return "" })
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("loadSettings(%q): %v, want an error naming %q", tc.args, err, tc.want)
+		}
+	}
+}

@@ -2,6 +2,8 @@ package limiter
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -134,6 +136,14 @@ func (c Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// equal reports whether c and o define the same pool (it names every field).
+func (c Config) equal(o Config) bool {
+	return slices.Equal(c.Limits, o.Limits) && maps.Equal(c.TenantWeights, o.TenantWeights) &&
+		c.Concurrent == o.Concurrent && c.LeaseTTL == o.LeaseTTL && c.TombstoneTTL == o.TombstoneTTL &&
+		c.MaxTombstones == o.MaxTombstones && c.MaxWaiters == o.MaxWaiters && c.MaxQueueWait == o.MaxQueueWait &&
+		c.MaxLeases == o.MaxLeases && c.Shadow == o.Shadow
 }
 
 func (l Limit) capacity() int64 {

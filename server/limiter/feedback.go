@@ -40,6 +40,12 @@ func (p *Pool) Observe(now int64, seq uint64, views []ProviderView) {
 	p.tick(now)
 	defer p.serve(now)
 	l := p.leases[seq]
+	lowered := false
+	defer func() {
+		if lowered {
+			p.refit()
+		}
+	}()
 	for _, v := range views {
 		for i := range p.buckets {
 			lim := p.cfg.Limits[i]
@@ -48,11 +54,11 @@ func (p *Pool) Observe(now int64, seq uint64, views []ProviderView) {
 			}
 			b := &p.buckets[i]
 			if v.Limit > 0 {
-				p.followProviderLimit(now, b, v.Limit)
+				lowered = p.followProviderLimit(now, b, v.Limit) || lowered
 			}
 			if v.Remaining >= 0 && l != nil {
 				after := p.granted.units(v.Resource) - l.grantedAfter.units(v.Resource)
-				reserve := max(v.Limit-b.configured.capacity, 0)
+				reserve := max(v.Limit-b.configured.amount, 0)
 				clampLevel(now, b, v.Remaining+v.Slack-reserve-after)
 			}
 		}
@@ -71,19 +77,26 @@ func clampLevel(now int64, b *bucket, target int64) {
 }
 
 // followProviderLimit puts the provider's limit in force while it is below the
-// configured amount, keeping the bucket's fill fraction.
-func (p *Pool) followProviderLimit(now int64, b *bucket, limit int64) {
+// configured amount, keeping the bucket's fill fraction. It reports whether the
+// rate in force changed.
+func (p *Pool) followProviderLimit(now int64, b *bucket, limit int64) bool {
 	if limit >= b.configured.amount {
-		return
+		return false
 	}
 	r := b.configured
 	r.amount = limit
 	r.capacity = min(r.capacity, limit)
+	r.perUnit = 0
+	if r.period%r.amount == 0 {
+		r.perUnit = r.period / r.amount
+	}
 	r.capNs = r.nsFor(r.capacity)
-	if r != b.rate {
+	changed := r != b.rate
+	if changed {
 		b.setRate(now, r)
 	}
 	b.providerUntil = now + int64(ProviderLimitTTL)
+	return changed
 }
 
 // expireProviderLimits restores configured limits no response has confirmed lately.
@@ -113,4 +126,34 @@ func (p *Pool) exhaustedErr(now int64) error {
 	}
 	return fmt.Errorf("%w: %s (for %v more, or until the pool's config changes)",
 		ErrQuotaExhausted, p.exhausted, time.Duration(p.exhaustedUntil-now).Round(time.Second))
+}
+
+// Feedback is what a Report says of the provider, beyond the call's own outcome.
+type Feedback struct {
+	// Views are the provider's rate-limit headers; see Observe.
+	Views []ProviderView
+	// Exhausted, when not empty, says why the key's quota is spent: the pool fails
+	// fast for ExhaustedFor; see ExhaustQuota.
+	Exhausted    string
+	ExhaustedFor time.Duration
+}
+
+// ReportWithFeedback is Report, with what the provider said applied first (it
+// describes the call as admitted, before its estimate settles). A Report refused
+// as invalid, or a second Report of a grant, applies none of it.
+func (p *Pool) ReportWithFeedback(now int64, seq uint64, u Usage, outcome Outcome, retryAfter time.Duration, fb Feedback) (ReportResult, error) {
+	p.tick(now)
+	if err := p.checkUsage(u); err != nil {
+		p.serve(now)
+		return ReportResult{}, err
+	}
+	if l := p.leases[seq]; l == nil || l.state != leaseReported {
+		if len(fb.Views) > 0 {
+			p.Observe(now, seq, fb.Views)
+		}
+		if fb.Exhausted != "" {
+			p.ExhaustQuota(now, fb.Exhausted, fb.ExhaustedFor)
+		}
+	}
+	return p.Report(now, seq, u, outcome, retryAfter)
 }

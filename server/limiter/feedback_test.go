@@ -79,3 +79,84 @@ func TestExhaustQuotaFailsFast(t *testing.T) {
 		t.Errorf("acquire after the pause: %v", err)
 	}
 }
+
+// Every config snapshot reconfigures every pool; a pool whose own definition did
+// not change keeps what the provider taught it.
+func TestUnchangedConfigKeepsProviderFeedback(t *testing.T) {
+	l, _ := newTestLimiter(t, Config{Limits: []Limit{{Resource: Tokens, Amount: 1000, Period: time.Minute, Initial: 1}}})
+	other := Config{Limits: []Limit{perSecond(10, 0, 1)}}
+	cfg := Config{Limits: []Limit{{Resource: Tokens, Amount: 1000, Period: time.Minute, Initial: 1}}}
+	if err := l.Apply(map[string]Config{"p": cfg, "q": other}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Observe("p", GrantID{}, []ProviderView{{Resource: Tokens, Limit: 500, Remaining: -1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.ExhaustQuota("p", "insufficient_quota", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	// Another pool's definition changes: p's is the same.
+	other = Config{Limits: []Limit{perSecond(20, 0, 1)}}
+	if err := l.Apply(map[string]Config{"p": cfg, "q": other}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := l.Status("p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lim := s.GetLimits()[0]; lim.GetProviderLimit() != 500 || lim.GetAmount() != 500 {
+		t.Errorf("provider limit lost on an unrelated config change: %v", lim)
+	}
+	if s.GetQuotaExhausted() == "" {
+		t.Errorf("quota exhaustion lost on an unrelated config change: %v", s)
+	}
+	// A change of p's own definition is the operator's answer.
+	cfg = Config{Limits: []Limit{{Resource: Tokens, Amount: 900, Period: time.Minute, Initial: 1}}}
+	if err := l.Apply(map[string]Config{"p": cfg, "q": other}); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := l.Status("p"); s.GetQuotaExhausted() != "" || s.GetLimits()[0].GetAmount() != 900 {
+		t.Errorf("after p's config changed: %v", s)
+	}
+}
+
+// A provider limit below a waiter's cost makes that cost one the pool can never
+// grant: the waiter fails as a new call would, rather than waiting forever.
+func TestLowerProviderLimitFailsWaitersThatNoLongerFit(t *testing.T) {
+	p := newTestPool(t, Config{Limits: []Limit{{Resource: Tokens, Amount: 1000, Period: time.Minute}}})
+	big := mustQueue(t, p, 0, wait("", toks(800, 0)))
+	small := mustQueue(t, p, 0, wait("", toks(100, 0)))
+	p.Observe(0, 0, []ProviderView{{Resource: Tokens, Limit: 500, Remaining: -1}})
+	wantState(t, big, waiterFailed)
+	wantErr(t, big.err, ErrCostTooLarge)
+	wantState(t, small, waiting)
+	if wake := p.NextWake(0); wake <= 0 || wake >= never {
+		t.Fatalf("next wake %v after the provider limit, want a finite instant", time.Duration(wake))
+	}
+}
+
+// The provider's lower limit is in force for the refill too, not only for the
+// capacity.
+func TestLowerProviderLimitRefillsAtTheProviderRate(t *testing.T) {
+	p := newTestPool(t, Config{Limits: []Limit{{Resource: Tokens, Amount: 1000, Period: time.Minute, Initial: 1}}})
+	p.Observe(0, 0, []ProviderView{{Resource: Tokens, Limit: 500, Remaining: -1}})
+	wantLevels(t, p, 0, 500)
+	mustGrant(t, p, 0, tryOnly(toks(500, 0)))
+	wantLevels(t, p, 0, 0)
+	wantLevels(t, p, 30*sec, 250) // 500 per minute
+	wantLevels(t, p, 60*sec, 500)
+}
+
+// The headroom a clamp holds back is the share of the provider's limit the pool's
+// amount leaves out, not the gap to a burst set smaller than the amount.
+func TestClampReservesTheHeadroomNotTheBurstGap(t *testing.T) {
+	p := newTestPool(t, Config{Limits: []Limit{{Resource: Tokens, Amount: 9600, Capacity: 2000, Period: time.Minute, Initial: 1}}})
+	seq := grantNow(t, p, 0, 100) // level 1900
+	// The provider's 10000 has 9000 left: 400 of it is headroom, 8600 is more than
+	// the pool's bucket holds anyway.
+	p.Observe(0, seq, []ProviderView{{Resource: Tokens, Limit: 10000, Remaining: 9000}})
+	wantLevels(t, p, 0, 1900)
+	// With 1000 left, the pool may take 1000 - 400 of headroom.
+	p.Observe(0, seq, []ProviderView{{Resource: Tokens, Limit: 10000, Remaining: 1000}})
+	wantLevels(t, p, 0, 600)
+}

@@ -13,6 +13,9 @@ type lease struct {
 	// grantedAfter is the pool's total grants right after this one: what the pool
 	// granted since is the difference from its total when the provider answers.
 	grantedAfter Cost
+	// delivered: a retry of the request id received the grant, so the first
+	// caller leaving does not refund it.
+	delivered bool
 
 	prev, next *lease // links in the pool's open or tombstone list, by expires
 }

@@ -199,6 +199,9 @@ func (l *Limiter) Acquire(ctx context.Context, pool string, req Request) (Decisi
 	if err != nil {
 		return Decision{}, err
 	}
+	if err := ctx.Err(); err != nil {
+		return Decision{}, err // the caller left: nobody would receive a grant
+	}
 	e.mu.Lock()
 	if e.gone != nil {
 		e.mu.Unlock()
@@ -235,6 +238,9 @@ func (e *entry) wait(ctx context.Context, w *Waiter, req Request) (Decision, err
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if ctxErr == nil {
+		ctxErr = ctx.Err() // the caller left as w was decided: it takes no grant
+	}
 	now := e.lim.now()
 	defer e.rearm(now)
 	switch w.state {
@@ -257,9 +263,15 @@ func (e *entry) wait(ctx context.Context, w *Waiter, req Request) (Decision, err
 // Report settles a grant of pool; see Pool.Report. A grant of another incarnation
 // of the pool is an unknown grant.
 func (l *Limiter) Report(pool string, id GrantID, u Usage, outcome Outcome, retryAfter time.Duration) (ReportResult, error) {
+	return l.ReportWithFeedback(pool, id, u, outcome, retryAfter, Feedback{})
+}
+
+// ReportWithFeedback settles a grant of pool with what the provider said; see
+// Pool.ReportWithFeedback.
+func (l *Limiter) ReportWithFeedback(pool string, id GrantID, u Usage, outcome Outcome, retryAfter time.Duration, fb Feedback) (ReportResult, error) {
 	var res ReportResult
 	err := l.with(pool, func(p *Pool, now int64) (err error) {
-		res, err = p.Report(now, p.localSeq(id), u, outcome, retryAfter)
+		res, err = p.ReportWithFeedback(now, p.localSeq(id), u, outcome, retryAfter, fb)
 		return err
 	})
 	return res, err
@@ -303,13 +315,29 @@ func (l *Limiter) Pools() []string {
 }
 
 // Status describes pool for GetPool.
+// A look changes nothing but what time changes (expired leases, forgotten
+// tombstones, waiters that became payable), so it counts as a change for
+// replication only when one of those happened.
 func (l *Limiter) Status(pool string) (*quotadv1.PoolStatus, error) {
-	var s *quotadv1.PoolStatus
-	err := l.with(pool, func(p *Pool, now int64) error {
-		s = p.Status(now, pool)
-		return nil
-	})
-	return s, err
+	e, err := l.entry(pool)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.gone != nil {
+		return nil, e.gone
+	}
+	now := l.now()
+	p := e.pool
+	before := [3]int64{int64(p.queue.n), p.inFlight, int64(p.tombs.n)}
+	s := p.Status(now, pool)
+	version := e.version
+	e.rearm(now)
+	if before == [3]int64{int64(p.queue.n), p.inFlight, int64(p.tombs.n)} {
+		e.version = version
+	}
+	return s, nil
 }
 
 // Snapshot returns the state of every pool, taken at the wall-clock time wall.

@@ -272,3 +272,34 @@ func TestLimiterRenewAndSnapshot(t *testing.T) {
 		t.Fatalf("Restore of an unknown pool: %v", err)
 	}
 }
+
+// A caller that has already left is not granted: nobody would receive the grant,
+// and its slot and estimate would stay taken until the lease ran out.
+func TestLimiterGrantsNoCallerThatLeft(t *testing.T) {
+	l, fake := newTestLimiter(t, Config{Limits: []Limit{perSecond(10, 1, 1)}})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if d, err := l.Acquire(ctx, "p", wait("", reqs(1))); !errors.Is(err, context.Canceled) || d.Granted {
+		t.Fatalf("Acquire after the caller left = %+v, %v; want context.Canceled", d, err)
+	}
+	// The caller leaves as its waiter is granted: whichever the waiting call sees
+	// first, a grant it does not return is refunded.
+	for i := range 50 {
+		d, err := l.Acquire(context.Background(), "p", tryOnly(reqs(1))) // empty the bucket
+		if err != nil || !d.Granted {
+			t.Fatalf("round %d: %+v %v", i, d, err)
+		}
+		if _, err := l.Report("p", d.Grant.ID(), Usage{}, Success, 0); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		ch := goAcquire(ctx, l, wait("", reqs(1)))
+		eventually(t, "the call waits", func() bool { return waiters(t, l) == 1 })
+		cancel()
+		fake.Advance(100 * time.Millisecond)
+		r := receive(t, ch)
+		if s, _ := l.Status("p"); r.d.Granted || s.GetInFlight() != 0 || s.GetLimits()[0].GetLevel() != 1 {
+			t.Fatalf("round %d: Acquire = %+v, %v after its caller left; status %v", i, r.d, r.err, s)
+		}
+	}
+}

@@ -2,6 +2,8 @@ package limiter
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -116,6 +118,7 @@ func (p *Pool) configure(cfg Config, now int64) error {
 		return err
 	}
 	cfg = cfg.withDefaults()
+	cfg.Limits, cfg.TenantWeights = slices.Clone(cfg.Limits), maps.Clone(cfg.TenantWeights)
 	buckets := make([]bucket, len(cfg.Limits))
 	var maxUnits [numResources]int64
 	for i, l := range cfg.Limits {
@@ -154,10 +157,23 @@ func scaleDeficit(deficit, oldCap, newCap int64) int64 {
 // queue and leases stay. Waiters whose cost no longer fits fail with ErrCostTooLarge.
 func (p *Pool) Reconfigure(now int64, cfg Config) error {
 	p.Advance(now)
+	if cfg.withDefaults().equal(p.cfg) {
+		// Every config snapshot names every pool: one whose definition did not
+		// change keeps what the provider taught it (lower limits, a spent quota).
+		return nil
+	}
 	if err := p.configure(cfg, now); err != nil {
 		return err
 	}
 	p.exhausted, p.exhaustedUntil = "", 0 // a config change is the operator's answer
+	p.refit()
+	p.serve(now)
+	return nil
+}
+
+// refit follows a change of the pool's limits in the queue: waiters whose cost no
+// longer fits fail with ErrCostTooLarge, the others take their new shares.
+func (p *Pool) refit() {
 	for _, t := range p.queue.tenants {
 		t.weight = p.weight(t.name)
 		for w := t.head; w != nil; {
@@ -170,8 +186,6 @@ func (p *Pool) Reconfigure(now int64, cfg Config) error {
 			w = next
 		}
 	}
-	p.serve(now)
-	return nil
 }
 
 // Config returns the pool's config with defaults applied.
@@ -293,6 +307,9 @@ func (p *Pool) retry(now int64, req Request, cost Cost) (Decision, bool, error) 
 		if w.cost != cost || w.tenant.name != req.Tenant {
 			return Decision{}, false, fmt.Errorf("%w: request id %q was first used with %+v for tenant %q", ErrRequestIDReused, req.RequestID, w.cost, w.tenant.name)
 		}
+		if req.MaxWait == 0 { // try only: never wait, not even on the first call's waiter
+			return Decision{Seq: w.seq, RetryAfter: time.Duration(max(p.NextWake(now)-now, 0))}, true, nil
+		}
 		w.attached++
 		return Decision{Seq: w.seq, Waiter: w}, true, nil
 	}
@@ -303,6 +320,7 @@ func (p *Pool) retry(now int64, req Request, cost Cost) (Decision, bool, error) 
 	if l.state == leaseOpen && l.cost != cost {
 		return Decision{}, false, fmt.Errorf("%w: request id %q was first used with %+v", ErrRequestIDReused, req.RequestID, l.cost)
 	}
+	l.delivered = true
 	return Decision{Granted: true, Seq: l.seq, Grant: p.grantOf(l, 0)}, true, nil
 }
 
@@ -344,12 +362,18 @@ func (p *Pool) predict(now int64, tenant string, weight float64, cost Cost) int6
 }
 
 // concurrencyWait bounds the wait for a concurrency slot: the earliest expiry of an
-// open lease (a Report usually frees one sooner).
+// open lease (a Report usually frees one sooner), or the end of the phantom slots
+// a takeover holds.
 func (p *Pool) concurrencyWait(now int64) int64 {
-	if p.cfg.Concurrent == 0 || p.inFlight < p.cfg.Concurrent || p.open.head == nil {
+	switch {
+	case p.cfg.Concurrent == 0 || p.inFlight+p.phantoms < p.cfg.Concurrent:
 		return 0
+	case p.inFlight >= p.cfg.Concurrent && p.open.head != nil:
+		return max(p.open.head.expires-now, 0)
+	case p.phantoms > 0:
+		return max(p.phantomUntil-now, 0)
 	}
-	return max(p.open.head.expires-now, 0)
+	return 0
 }
 
 // grant debits cost from every bucket and opens a lease.
@@ -485,7 +509,7 @@ func (p *Pool) Leave(now int64, w *Waiter) {
 		if w.delivered {
 			break
 		}
-		if l := p.leases[w.grant.Seq]; l != nil && l.state == leaseOpen {
+		if l := p.leases[w.grant.Seq]; l != nil && l.state == leaseOpen && !l.delivered {
 			if l.requestID != "" {
 				delete(p.byRequest, l.requestID)
 				l.requestID = ""
@@ -553,11 +577,14 @@ func (p *Pool) Report(now int64, seq uint64, u Usage, outcome Outcome, retryAfte
 	var res ReportResult
 	l := p.leases[seq]
 	if outcome == RateLimited && retryAfter > 0 && (l == nil || l.state != leaseReported) {
-		p.paused = max(p.paused, now+int64(retryAfter))
+		p.paused = max(p.paused, now+min(int64(retryAfter), never))
 	}
 	switch {
 	case l == nil:
 		actual := Cost{InputTokens: u.InputTokens, OutputTokens: u.OutputTokens}
+		if outcome == NotSent {
+			actual = Cost{}
+		}
 		for i := range p.buckets {
 			b := &p.buckets[i]
 			b.debit(now, b.rate.nsFor(actual.units(p.cfg.Limits[i].Resource)))

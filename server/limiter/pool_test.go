@@ -3,11 +3,14 @@ package limiter
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/proto"
+
+	quotadv1 "github.com/quotad/quotad/proto/quotad/v1"
 )
 
 func TestAcquireImmediateGrant(t *testing.T) {
@@ -845,5 +848,115 @@ func TestLeaveAfterUndeliveredGrantRefunds(t *testing.T) {
 	p.Leave(200*ms, w)
 	if s := status(p, 200*ms); s.GetInFlight() != 2 {
 		t.Fatalf("a delivered grant was refunded: %v", s)
+	}
+}
+
+// A retry that finds its waiter already granted receives the grant; the first
+// caller leaving afterwards must not refund the grant the retry holds.
+func TestRetryHoldsAGrantItsFirstCallerLeaves(t *testing.T) {
+	p := newTestPool(t, Config{Limits: []Limit{perSecond(10, 2, 0)}})
+	r := Request{Cost: reqs(1), MaxWait: -1, RequestID: "x"}
+	w := mustQueue(t, p, 0, r)
+	p.Advance(100 * ms)
+	wantState(t, w, waiterGranted)
+	d := acquire(t, p, 100*ms, r)
+	if !d.Granted || d.Grant.Seq != w.seq {
+		t.Fatalf("retry = %+v, want grant %d", d, w.seq)
+	}
+	p.Leave(100*ms, w) // the first caller's connection is gone
+	if s := status(p, 100*ms); s.GetInFlight() != 1 {
+		t.Fatalf("the grant the retry holds was refunded: %v", s)
+	}
+	if res := report(t, p, 100*ms, d.Grant.Seq, Usage{}, Success); res.Settlement != Settled {
+		t.Fatalf("Report of the retry's grant = %+v, want Settled", res)
+	}
+}
+
+// A retry-after too long for the engine's clock pauses the pool as long as it
+// can, rather than wrapping around into no pause at all.
+func TestRateLimitedPauseSaturates(t *testing.T) {
+	p := newTestPool(t, Config{Limits: []Limit{perSecond(10, 10, 1)}})
+	g := mustGrant(t, p, sec, wait("", reqs(1)))
+	if _, err := p.Report(sec, g.Seq, Usage{}, RateLimited, time.Duration(math.MaxInt64)); err != nil {
+		t.Fatal(err)
+	}
+	if s := status(p, sec); s.GetPausedFor().AsDuration() < 24*time.Hour {
+		t.Fatalf("paused for %v after a retry-after of %v", s.GetPausedFor().AsDuration(), time.Duration(math.MaxInt64))
+	}
+}
+
+// NOT_SENT means the call never reached the provider: even for a grant the pool
+// does not remember, nothing is charged.
+func TestReportUnknownGrantNotSentChargesNothing(t *testing.T) {
+	p := newTestPool(t, Config{Limits: []Limit{perSecond(10, 0, 1), tokensPerMinute(100, 1)}})
+	res := report(t, p, 0, 42, Usage{InputTokens: 30, OutputTokens: 10}, NotSent)
+	if res.Settlement != UnknownGrant || res.Charged != (Cost{}) {
+		t.Fatalf("Report = %+v, want nothing charged", res)
+	}
+	wantLevels(t, p, 0, 10, 100)
+}
+
+// A state Restore refuses changes nothing, even when its first buckets were fine.
+func TestRestoreRefusedChangesNothing(t *testing.T) {
+	cfg := Config{Limits: []Limit{perSecond(10, 0, 1), tokensPerMinute(1000, 1)}}
+	src := newTestPool(t, cfg)
+	mustGrant(t, src, 0, tryOnly(toks(500, 0)))
+	st := src.Snapshot(0, "p", time.Time{})
+	st.Buckets = append(st.Buckets, &quotadv1.BucketState{Resource: "bogus"})
+	p := newTestPool(t, cfg)
+	before := status(p, 0)
+	if err := p.Restore(0, st, 0); err == nil {
+		t.Fatal("Restore accepted an unknown resource")
+	}
+	if after := status(p, 0); !proto.Equal(before, after) {
+		t.Fatalf("a refused Restore changed the pool:\nbefore %v\nafter  %v", before, after)
+	}
+}
+
+// A try-only retry of a waiting request id does not wait: it is refused with the
+// wait until the queue's next grant, and the waiter keeps its callers.
+func TestTryOnlyRetryOfAWaiterDoesNotWait(t *testing.T) {
+	p := newTestPool(t, Config{Limits: []Limit{perSecond(10, 2, 0)}})
+	w := mustQueue(t, p, 0, Request{Cost: reqs(1), MaxWait: -1, RequestID: "x"})
+	d := acquire(t, p, 40*ms, Request{Cost: reqs(1), RequestID: "x"})
+	if d.Granted || d.Waiter != nil || d.Seq != w.seq || d.RetryAfter != 60*time.Millisecond || w.attached != 1 {
+		t.Fatalf("try-only retry = %+v (attached %d), want a refusal with retry after 60ms", d, w.attached)
+	}
+}
+
+// A state whose next sequence lags its leases (a writer's bug, or a replica from a
+// newer writer) must not make the pool reuse a remembered grant's sequence.
+func TestRestoreNeverReusesALeaseSequence(t *testing.T) {
+	cfg := Config{Limits: []Limit{perSecond(10, 10, 1)}}
+	src := newTestPool(t, cfg)
+	for range 3 {
+		mustGrant(t, src, 0, tryOnly(reqs(1)))
+	}
+	st := src.Snapshot(0, "p", time.Time{})
+	st.NextSequence = 1
+	p := newTestPool(t, cfg)
+	if err := p.Restore(0, st, 0); err != nil {
+		t.Fatal(err)
+	}
+	g := mustGrant(t, p, 0, tryOnly(reqs(1)))
+	if g.Seq <= 3 {
+		t.Fatalf("new grant has sequence %d, which a restored lease holds", g.Seq)
+	}
+	for seq := uint64(1); seq <= 4; seq++ {
+		if res := report(t, p, 0, seq, Usage{}, Success); res.Settlement != Settled {
+			t.Fatalf("Report of %d = %+v, want Settled", seq, res)
+		}
+	}
+}
+
+// The waiter the queue has chosen is granted whole before anyone else, whatever
+// its tenant: another tenant's predicted wait counts all of it.
+func TestPredictedWaitCountsTheChosenWaiter(t *testing.T) {
+	p := newTestPool(t, Config{Limits: []Limit{tokensPerMinute(1000, 0)}})
+	mustQueue(t, p, 0, wait("a", toks(900, 0)))
+	d := acquire(t, p, 0, Request{Tenant: "b", Cost: toks(10, 0)})
+	// 910 tokens at 1000 a minute.
+	if want := 54600 * time.Millisecond; d.RetryAfter != want {
+		t.Fatalf("try-only behind a chosen 900: RetryAfter %v, want %v", d.RetryAfter, want)
 	}
 }

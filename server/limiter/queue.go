@@ -204,8 +204,9 @@ func ceilPositive(x float64) float64 {
 
 // ahead estimates, for a new waiter of the given tenant and cost, the cost the
 // queue will grant before it is granted itself, its own cost included: all of its
-// own tenant's queue, and of every other tenant what that tenant's weight lets it
-// take meanwhile (fluid fair sharing).
+// own tenant's queue, the chosen waiter (granted next, whatever its tenant), and
+// of every other tenant what that tenant's weight lets it take meanwhile (fluid
+// fair sharing).
 func (q *queue) ahead(tenant string, weight float64, c Cost) Cost {
 	own := c
 	if t := q.tenants[tenant]; t != nil {
@@ -216,11 +217,16 @@ func (q *queue) ahead(tenant string, weight float64, c Cost) Cost {
 		if name == tenant {
 			continue
 		}
+		queued := t.queued
+		if q.chosen != nil && q.chosen.tenant == t {
+			total = total.add(q.chosen.cost)
+			queued = queued.sub(q.chosen.cost)
+		}
 		ratio := t.weight / weight
 		total = total.add(Cost{
-			Requests:     min(t.queued.Requests, scale(own.Requests, ratio)),
-			InputTokens:  min(t.queued.InputTokens, scale(own.InputTokens, ratio)),
-			OutputTokens: min(t.queued.OutputTokens, scale(own.OutputTokens, ratio)),
+			Requests:     min(queued.Requests, scale(own.Requests, ratio)),
+			InputTokens:  min(queued.InputTokens, scale(own.InputTokens, ratio)),
+			OutputTokens: min(queued.OutputTokens, scale(own.OutputTokens, ratio)),
 		})
 	}
 	return total

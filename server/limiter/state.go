@@ -117,12 +117,14 @@ func (p *Pool) Restore(now int64, st *quotadv1.PoolState, elapsed time.Duration)
 	if st.GetFormatVersion() > StateFormat {
 		return fmt.Errorf("pool state format %d is newer than this node's %d", st.GetFormatVersion(), StateFormat)
 	}
+	for _, bs := range st.GetBuckets() {
+		if _, err := ParseResource(bs.GetResource()); err != nil {
+			return fmt.Errorf("pool state: %w", err) // before anything changes
+		}
+	}
 	el := int64(max(elapsed, 0))
 	for _, bs := range st.GetBuckets() {
-		r, err := ParseResource(bs.GetResource())
-		if err != nil {
-			return fmt.Errorf("pool state: %w", err)
-		}
+		r, _ := ParseResource(bs.GetResource())
 		for i, l := range p.cfg.Limits {
 			if l.Resource == r && l.Period == bs.GetPeriod().AsDuration() {
 				d := int64(bs.GetDeficit().AsDuration()) - el
@@ -162,6 +164,10 @@ func (p *Pool) restoreLease(now int64, ls *quotadv1.LeaseState, elapsed int64) {
 	default:
 		l.state = leaseExpired
 	}
+	if l.seq == 0 || p.leases[l.seq] != nil {
+		return // no grant has sequence 0; a repeated one would corrupt the lists
+	}
+	p.nextSeq = max(p.nextSeq, l.seq+1) // never issue a remembered sequence again
 	if p.leases == nil {
 		p.leases = make(map[uint64]*lease)
 	}

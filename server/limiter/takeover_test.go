@@ -51,3 +51,14 @@ func TestTakeOverNeverStartsFull(t *testing.T) {
 		t.Errorf("phantoms %d after one lease", p.phantoms)
 	}
 }
+
+// A try-only call refused for a phantom slot is told when the phantoms go, not to
+// retry at once.
+func TestTryOnlyRetryAfterCountsPhantoms(t *testing.T) {
+	p := newTestPool(t, Config{Limits: []Limit{perSecond(10, 10, 1)}, Concurrent: 2, LeaseTTL: time.Second})
+	p.TakeOver(0)
+	d := acquire(t, p, 200*ms, tryOnly(reqs(1)))
+	if d.Granted || d.RetryAfter != 800*time.Millisecond {
+		t.Fatalf("try-only during phantoms = %+v, want refused with RetryAfter 800ms", d)
+	}
+}
