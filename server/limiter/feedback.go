@@ -59,19 +59,21 @@ func (p *Pool) Observe(now int64, seq uint64, views []ProviderView) {
 			if v.Remaining >= 0 && l != nil {
 				after := p.granted.units(v.Resource) - l.grantedAfter.units(v.Resource)
 				reserve := max(v.Limit-b.configured.amount, 0)
-				clampLevel(now, b, v.Remaining+v.Slack-reserve-after)
+				clampLevel(l.grantedAt, b, v.Remaining+v.Slack-reserve-after)
 			}
 		}
 	}
 }
 
-// clampLevel lowers b's level to at most target units (which may be negative).
-func clampLevel(now int64, b *bucket, target int64) {
+// clampLevel lowers b's level to at most target units (which may be negative) as of
+// the instant at: the provider's remaining describes the call's admission, about
+// when it was granted, so the refill since then is kept.
+func clampLevel(at int64, b *bucket, target int64) {
 	var full int64
 	if target >= 0 {
-		full = now + b.rate.capNs - b.rate.nsFor(min(target, b.rate.capacity))
+		full = at + b.rate.capNs - b.rate.nsFor(min(target, b.rate.capacity))
 	} else {
-		full = now + b.rate.capNs + b.rate.nsFor(-target)
+		full = at + b.rate.capNs + b.rate.nsFor(-target)
 	}
 	b.full = max(b.full, min(full, never))
 }

@@ -160,3 +160,14 @@ func TestClampReservesTheHeadroomNotTheBurstGap(t *testing.T) {
 	p.Observe(0, seq, []ProviderView{{Resource: Tokens, Limit: 10000, Remaining: 1000}})
 	wantLevels(t, p, 0, 600)
 }
+
+func TestObserveKeepsTheRefillSinceTheGrant(t *testing.T) {
+	p := feedbackPool(t)
+	seq := grantNow(t, p, 0, 100)
+	// The answer arrives 10 s after the grant: the provider's 600 described the
+	// admission, and 166.7 tokens have refilled since.
+	p.Observe(int64(10*time.Second), seq, []ProviderView{{Resource: Tokens, Limit: 1000, Remaining: 600}})
+	if got := p.Status(int64(10*time.Second), "p").Limits[0].Level; got != 766 {
+		t.Errorf("level %d, want 600 + 166 refilled since the grant", got)
+	}
+}

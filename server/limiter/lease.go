@@ -13,6 +13,7 @@ type lease struct {
 	// grantedAfter is the pool's total grants right after this one: what the pool
 	// granted since is the difference from its total when the provider answers.
 	grantedAfter Cost
+	grantedAt    int64 // when the grant was made: the provider's answer describes about then
 	// delivered: a retry of the request id received the grant, so the first
 	// caller leaving does not refund it.
 	delivered bool

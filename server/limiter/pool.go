@@ -387,7 +387,7 @@ func (p *Pool) grant(now int64, seq uint64, cost Cost, requestID string, enqueue
 	}
 	p.granted = p.granted.add(cost)
 	l := p.newLease()
-	*l = lease{seq: seq, cost: cost, requestID: requestID, expires: now + int64(p.cfg.LeaseTTL), grantedAfter: p.granted}
+	*l = lease{seq: seq, cost: cost, requestID: requestID, expires: now + int64(p.cfg.LeaseTTL), grantedAfter: p.granted, grantedAt: now}
 	if p.leases == nil {
 		p.leases = make(map[uint64]*lease)
 	}
