@@ -57,7 +57,10 @@ func (p *Pool) Observe(now int64, seq uint64, views []ProviderView) {
 				lowered = p.followProviderLimit(now, b, v.Limit) || lowered
 			}
 			if v.Remaining >= 0 && l != nil {
-				after := p.granted.units(v.Resource) - l.grantedAfter.units(v.Resource)
+				// Since the call's admission the pool granted more, which the provider
+				// has not counted yet, and settled refunds it has not seen either.
+				after := p.granted.units(v.Resource) - l.grantedAfter.units(v.Resource) -
+					(p.refunded.units(v.Resource) - l.refundedAtGrant.units(v.Resource))
 				reserve := max(v.Limit-b.configured.amount, 0)
 				clampLevel(l.grantedAt, b, v.Remaining+v.Slack-reserve-after)
 			}

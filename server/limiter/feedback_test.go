@@ -171,3 +171,17 @@ func TestObserveKeepsTheRefillSinceTheGrant(t *testing.T) {
 		t.Errorf("level %d, want 600 + 166 refilled since the grant", got)
 	}
 }
+
+func TestObserveCountsRefundsSinceTheGrant(t *testing.T) {
+	p := feedbackPool(t)
+	seqA := grantNow(t, p, 0, 100)
+	seqB := grantNow(t, p, 0, 300) // granted after A: the provider has not seen it
+	if _, err := p.Report(0, seqB, Usage{InputTokens: 100}, Success, 0); err != nil {
+		t.Fatal(err)
+	}
+	// The provider said 600 remained after A. Since A: B took 300 and gave 200 back.
+	p.Observe(0, seqA, []ProviderView{{Resource: Tokens, Limit: 1000, Remaining: 600}})
+	if got := p.Status(0, "p").Limits[0].Level; got != 500 {
+		t.Errorf("level %d, want 600 - 300 + 200 = 500", got)
+	}
+}

@@ -14,6 +14,9 @@ type lease struct {
 	// granted since is the difference from its total when the provider answers.
 	grantedAfter Cost
 	grantedAt    int64 // when the grant was made: the provider's answer describes about then
+	// refundedAtGrant is the pool's net refunds when this was granted: refunds
+	// since then are not in the provider's answer either.
+	refundedAtGrant Cost
 	// delivered: a retry of the request id received the grant, so the first
 	// caller leaving does not refund it.
 	delivered bool

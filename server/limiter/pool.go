@@ -42,6 +42,7 @@ type Pool struct {
 	phantomUntil int64
 
 	granted        Cost   // everything ever granted, for provider feedback
+	refunded       Cost   // net of every settlement's refund (less excess charged), likewise
 	exhausted      string // why the pool fails fast (a spent provider quota), if it does
 	exhaustedUntil int64
 }
@@ -387,7 +388,7 @@ func (p *Pool) grant(now int64, seq uint64, cost Cost, requestID string, enqueue
 	}
 	p.granted = p.granted.add(cost)
 	l := p.newLease()
-	*l = lease{seq: seq, cost: cost, requestID: requestID, expires: now + int64(p.cfg.LeaseTTL), grantedAfter: p.granted, grantedAt: now}
+	*l = lease{seq: seq, cost: cost, requestID: requestID, expires: now + int64(p.cfg.LeaseTTL), grantedAfter: p.granted, refundedAtGrant: p.refunded, grantedAt: now}
 	if p.leases == nil {
 		p.leases = make(map[uint64]*lease)
 	}
@@ -631,6 +632,7 @@ func (p *Pool) settle(now int64, l *lease, actual Cost) {
 	} else {
 		p.tombs.remove(l)
 	}
+	p.refunded = p.refunded.add(l.cost.sub(actual))
 	l.cost = actual
 	l.state = leaseReported
 	l.expires = now + int64(p.cfg.TombstoneTTL)
