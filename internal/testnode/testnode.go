@@ -3,19 +3,17 @@
 package testnode
 
 import (
-	"bufio"
+	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/quotad/quotad/internal/quotadproc"
 )
 
 var build struct {
@@ -53,96 +51,33 @@ func moduleRoot() string {
 
 // Node is a running quotad process.
 type Node struct {
-	Addr        string // gRPC address
-	MetricsAddr string // metrics address, when enabled
-	cmd         *exec.Cmd
-	exited      chan struct{}
-	mu          sync.Mutex // guards log
-	log         strings.Builder
+	*quotadproc.Node
 }
 
-var listenRE = regexp.MustCompile(`msg="?(quotad serving|metrics serving)"? .*?listen=([0-9.:\[\]]+)`)
-
-// Start runs `quotad serve args...` and waits until it serves. The process is
-// killed when the test ends, if it still runs.
+// Start runs `quotad serve args...` on a free loopback port and waits until it
+// serves. The process is killed when the test ends, if it still runs, and its log
+// is shown if the test failed.
 func Start(t testing.TB, args ...string) *Node {
 	t.Helper()
-	cmd := exec.Command(Binary(t), append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
-	stderr, err := cmd.StderrPipe()
+	n, err := quotadproc.Start(context.Background(), Binary(t), args...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	n := &Node{cmd: cmd, exited: make(chan struct{})}
-	ready := make(chan struct{})
-	go n.readLog(stderr, ready)
-	go func() {
-		cmd.Wait()
-		close(n.exited)
-	}()
 	t.Cleanup(func() {
 		n.Kill()
 		if t.Failed() {
 			t.Logf("quotad log:\n%s", n.Log())
 		}
 	})
-	select {
-	case <-ready:
-	case <-n.exited:
-		t.Fatalf("quotad exited before serving:\n%s", n.Log())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("quotad did not start serving within 20s:\n%s", n.Log())
-	}
-	return n
-}
-
-// readLog copies the process's log, noting its listen addresses. ready closes once
-// the gRPC server serves.
-func (n *Node) readLog(r io.Reader, ready chan struct{}) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		n.mu.Lock()
-		n.log.WriteString(line + "\n")
-		if m := listenRE.FindStringSubmatch(line); m != nil {
-			if m[1] == "metrics serving" {
-				n.MetricsAddr = m[2]
-			} else {
-				n.Addr = m[2]
-			}
-		}
-		n.mu.Unlock()
-		if strings.Contains(line, "quotad serving") {
-			close(ready)
-		}
-	}
-}
-
-// Log returns what the process has logged so far.
-func (n *Node) Log() string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.log.String()
+	return &Node{n}
 }
 
 // Stop sends SIGTERM and waits for the process to exit, returning its exit code.
 func (n *Node) Stop(t testing.TB, within time.Duration) int {
 	t.Helper()
-	n.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-n.exited:
-		return n.cmd.ProcessState.ExitCode()
-	case <-time.After(within):
-		t.Fatalf("quotad did not exit within %v of SIGTERM:\n%s", within, n.Log())
-		return -1
+	code, err := n.Node.Stop(within)
+	if err != nil {
+		t.Fatalf("%v:\n%s", err, n.Log())
 	}
-}
-
-// Kill ends the process at once (kill -9) and waits for it.
-func (n *Node) Kill() {
-	n.cmd.Process.Kill()
-	<-n.exited
+	return code
 }
