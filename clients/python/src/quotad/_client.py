@@ -7,113 +7,26 @@ import heapq
 import itertools
 import threading
 import time
-from typing import Any, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Iterator, List, Mapping, Optional, Tuple
 
 import grpc
 
-from ._errors import ClientClosed, DeadlineExceeded, NotGranted, QuotadError, Unavailable, from_rpc_error
+from ._common import CHANNEL_OPTIONS, Addresses, _addresses  # noqa: F401 - their old home
+from ._common import AcquireCall, ClientBase, GrantBase, Node, Tries, deadline_in, renew_interval
+from ._errors import ClientClosed, QuotadError, Unavailable
 from ._proto import quotad_pb2 as pb
-from ._proto import quotad_pb2_grpc as pb_grpc
-from ._types import (
-    DEFAULT_UNAVAILABLE_TIMEOUT,
-    MAX_RETRY_BACKOFF,
-    MIN_RENEW_INTERVAL,
-    MIN_RETRY_BACKOFF,
-    REPORT_TIMEOUT,
-    Cost,
-    LocalLimiter,
-    Outcome,
-    PidGuard,
-    PoolInfo,
-    acquire_request,
-    check_acquire,
-    duration,
-    is_not_sent_error,
-    new_request_id,
-    prompt_message,
-    report_request,
-    seconds,
-)
-
-Addresses = Union[str, Sequence[str]]
-
-#: Channel options: reconnect to a node that comes back within a fraction of a
-#: second, not after gRPC's default backoff of a second and more.
-CHANNEL_OPTIONS: List[Tuple[str, Any]] = [
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 5000),
-    ("grpc.enable_retries", 0),
-]
+from ._types import REPORT_TIMEOUT, Outcome, PidGuard, PoolInfo, prompt_message
 
 
-def _addresses(addresses: Addresses) -> List[str]:
-    addrs = [addresses] if isinstance(addresses, str) else list(addresses)
-    if not addrs or any(not a for a in addrs):
-        from ._errors import InvalidArgument
-
-        raise InvalidArgument("quotad: no address (or an empty one) given")
-    return addrs
-
-
-class _Node:
-    __slots__ = ("addr", "channel", "stub")
-
-    def __init__(self, addr: str, channel: Any) -> None:
-        self.addr = addr
-        self.channel = channel
-        self.stub = pb_grpc.QuotaServiceStub(channel)
-
-
-class Grant:
+class Grant(GrantBase):
     """A cost granted by quotad. Until it is reported, the client renews its lease
     in the background (at about a third of ``lease_ttl``), which holds its
     concurrency slot and its estimate. Report every grant exactly once: with
     ``report()``, or by leaving ``with client.grant(...)``."""
 
-    def __init__(
-        self,
-        client: "Client",
-        *,
-        id: str,
-        pool: str,
-        cost: Cost,
-        waited: float,
-        lease_ttl: float,
-        sequence: int = 0,
-        shadow: bool = False,
-        shadow_wait: float = 0.0,
-        local: bool = False,
-    ) -> None:
-        #: The grant id ("local-..." for a fail-open grant).
-        self.id = id
-        self.pool = pool
-        #: What was charged (requests at least 1).
-        self.cost = cost
-        #: Seconds spent waiting in quotad's queue (or the local limiter).
-        self.waited = waited
-        self.lease_ttl = lease_ttl
-        self.sequence = sequence
-        self.shadow = shadow
-        self.shadow_wait = shadow_wait
-        #: True for a grant of the fail-open limiter (quotad was unreachable);
-        #: reporting it does nothing.
-        self.local = local
-        self.reported = False
-        self._client = client
-        self._lock = threading.Lock()
-        self._usage = (0, 0)
-        self._outcome: Optional[Outcome] = None
-        self._next_renew = 0.0
-
-    def set_usage(self, input_tokens: int = 0, output_tokens: int = 0) -> None:
-        """Records the call's usage, reported when the ``with`` block ends."""
-        self._usage = (int(input_tokens), int(output_tokens))
-
-    def set_outcome(self, outcome: Outcome) -> None:
-        """Records the outcome reported when the ``with`` block ends (by default
-        SUCCESS, or FAILED when the block raises)."""
-        self._outcome = outcome
+    _new_lock = staticmethod(threading.Lock)
+    _client: "Client"
+    _next_renew = 0.0
 
     def report(
         self,
@@ -136,38 +49,23 @@ class Grant:
         For Anthropic, ``input_tokens`` is its usage.input_tokens and the cache
         tokens go apart: quotad counts cache creations toward the input limit, and
         cache reads only where the pool says so (count_cache_reads)."""
-        if input_tokens is None:
-            input_tokens = self._usage[0]
-        if output_tokens is None:
-            output_tokens = self._usage[1]
         with self._lock:
             self._client._renewer.remove(self)
-            if self.reported or self.local:
-                self.reported = True
+            if self._nothing_to_send():
                 return
-            req = report_request(self.id, self.pool, input_tokens, output_tokens, outcome, retry_after, headers,
-                                 cache_creation_input_tokens, cache_read_input_tokens)
-            deadline = None if timeout is None else time.monotonic() + timeout
-            self._client._call("report", self.pool, "Report", req, deadline)
+            req = self._report_request(input_tokens, output_tokens, outcome, retry_after, headers,
+                                       cache_creation_input_tokens, cache_read_input_tokens)
+            self._client._call("report", self.pool, "Report", req, deadline_in(timeout))
             self.reported = True
 
     def _finish(self, exc: Optional[BaseException]) -> None:
         if self.reported:
             return
-        if exc is None:
-            outcome = self._outcome or Outcome.SUCCESS
-        elif is_not_sent_error(exc):
-            outcome = Outcome.NOT_SENT
-        else:
-            outcome = self._outcome if self._outcome not in (None, Outcome.SUCCESS) else Outcome.FAILED
         try:
-            self.report(outcome=outcome)
+            self.report(outcome=self._final_outcome(exc))
         except QuotadError:
             if exc is None:
                 raise
-
-    def __repr__(self) -> str:
-        return f"Grant(id={self.id!r}, pool={self.pool!r}, cost={self.cost}, waited={self.waited:.3f}, local={self.local})"
 
 
 class _Renewer:
@@ -191,7 +89,7 @@ class _Renewer:
                 return
             if self._pid.changed():  # a forked child: the parent's thread is not here
                 self._heap, self._open, self._thread, self._pid = [], set(), None, PidGuard()
-            g._next_renew = time.monotonic() + max(g.lease_ttl / 3, MIN_RENEW_INTERVAL)
+            g._next_renew = time.monotonic() + renew_interval(g.lease_ttl)
             self._open.add(id(g))
             heapq.heappush(self._heap, (g._next_renew, next(self._seq), g))
             if self._thread is None:
@@ -225,14 +123,9 @@ class _Renewer:
                 if self._stopped:
                     return
                 _, _, g = heapq.heappop(self._heap)
-            ttl = g.lease_ttl
             try:
-                interval = max(ttl / 3, MIN_RENEW_INTERVAL)
-                resp = self._client._call(
-                    "renew", g.pool, "Renew", pb.RenewRequest(grant_id=g.id, pool=g.pool), time.monotonic() + interval
-                )
-                if resp.HasField("lease_ttl") and seconds(resp.lease_ttl) > 0:
-                    g.lease_ttl = seconds(resp.lease_ttl)
+                req = pb.RenewRequest(grant_id=g.id, pool=g.pool)
+                g._renewed(self._client._call("renew", g.pool, "Renew", req, time.monotonic() + renew_interval(g.lease_ttl)))
             except QuotadError as e:
                 if e.code == grpc.StatusCode.NOT_FOUND:  # the lease already ran out
                     self.remove(g)
@@ -242,11 +135,11 @@ class _Renewer:
             with self._cond:
                 if id(g) in self._open and not self._stopped:
                     heapq.heappush(
-                        self._heap, (time.monotonic() + max(g.lease_ttl / 3, MIN_RENEW_INTERVAL), next(self._seq), g)
+                        self._heap, (time.monotonic() + renew_interval(g.lease_ttl), next(self._seq), g)
                     )
 
 
-class Client:
+class Client(ClientBase):
     """A connection to a quotad cluster, for threads. Safe for concurrent use.
 
     ``addresses`` are "host:port" (or any gRPC target), tried in order; a call
@@ -266,39 +159,14 @@ class Client:
     before the fork without using it.
     """
 
-    def __init__(
-        self,
-        addresses: Addresses,
-        *,
-        unavailable_timeout: float = DEFAULT_UNAVAILABLE_TIMEOUT,
-        fail_open_rate: Optional[float] = None,
-        fail_open_burst: int = 1,
-        tenant: Optional[str] = None,
-        credentials: Optional[grpc.ChannelCredentials] = None,
-        channel_options: Sequence[Tuple[str, Any]] = (),
-    ) -> None:
-        from ._errors import InvalidArgument
-
-        self.addresses = _addresses(addresses)
-        if not unavailable_timeout > 0:
-            raise InvalidArgument(f"quotad: unavailable_timeout {unavailable_timeout} must be positive")
-        self.unavailable_timeout = unavailable_timeout
-        self.tenant = tenant
-        self._local = LocalLimiter(fail_open_rate, fail_open_burst) if fail_open_rate is not None else None
-        self._credentials = credentials
-        self._options = CHANNEL_OPTIONS + list(channel_options)
+    def _init_connections(self) -> None:
         self._lock = threading.Lock()
-        self._nodes: Optional[List[_Node]] = None
-        self._pid = PidGuard()
-        self._abandoned: List[Any] = []  # a parent's channels, kept alive but unused in a child
-        self._cur = 0
-        self._down = False
-        self._closed = False
+        self._nodes: Optional[List[Node]] = None
         self._renewer = _Renewer(self)
 
     # -- connections -------------------------------------------------------
 
-    def _get_nodes(self) -> List[_Node]:
+    def _get_nodes(self) -> List[Node]:
         with self._lock:
             if self._closed:
                 raise ClientClosed("quotad: client closed")
@@ -308,7 +176,7 @@ class Client:
                 self._nodes = None
             if self._nodes is None:
                 self._pid = PidGuard()
-                self._nodes = [_Node(a, self._channel(a)) for a in self.addresses]
+                self._nodes = [Node(a, self._channel(a)) for a in self.addresses]
             return self._nodes
 
     def _channel(self, addr: str) -> Any:
@@ -335,61 +203,18 @@ class Client:
         self.close()
 
     def _call(self, op: str, pool: str, method: str, request: Any, deadline: Optional[float], prepare: Any = None) -> Any:
-        nodes = self._get_nodes()
-        n = len(nodes)
-        i = self._cur % n
-        give_up = time.monotonic() + self.unavailable_timeout
-        pause = MIN_RETRY_BACKOFF
-        last: Optional[grpc.RpcError] = None
-        attempt = 0
+        tries = Tries(self, op, pool, self._get_nodes(), deadline)
         while True:
-            attempt += 1
-            if self._closed:
-                raise ClientClosed(f"quotad: {op} {pool!r}: client closed", pool=pool)
-            timeout = None
-            if deadline is not None:
-                timeout = deadline - time.monotonic()
-                if timeout <= 0:
-                    raise self._deadline_error(op, pool, last)
+            timeout = tries.begin()
             if prepare is not None:
                 prepare(request)
             try:
-                resp = getattr(nodes[i].stub, method)(request, timeout=timeout)
-                self._down = False
-                return resp
+                return tries.succeeded(getattr(tries.node().stub, method)(request, timeout=timeout))
             except grpc.RpcError as e:
-                code = e.code()
-                if code == grpc.StatusCode.DEADLINE_EXCEEDED and deadline is not None and time.monotonic() >= deadline - 0.001:
-                    raise self._deadline_error(op, pool, last) from e
-                if code != grpc.StatusCode.UNAVAILABLE:
-                    self._down = False
-                    raise from_rpc_error(op, pool, e) from None
-                last = e
-            i = (i + 1) % n
-            self._cur = i
-            if attempt % n:
-                continue
-            now = time.monotonic()
-            if self._down or now >= give_up:
-                self._down = True
-                raise Unavailable(
-                    f"quotad: {op} {pool!r}: no node reachable (last: {nodes[(i - 1) % n].addr}: "
-                    f"{last.details() if last is not None else ''})",
-                    pool=pool,
-                    code=grpc.StatusCode.UNAVAILABLE,
-                )
-            sleep = min(pause, give_up - now)
-            if deadline is not None:
-                sleep = min(sleep, max(0.0, deadline - now))
-            time.sleep(max(0.0, sleep))
-            pause = min(2 * pause, MAX_RETRY_BACKOFF)
-
-    @staticmethod
-    def _deadline_error(op: str, pool: str, last: Optional[grpc.RpcError]) -> QuotadError:
-        if last is not None:
-            return Unavailable(f"quotad: {op} {pool!r}: timed out while no node was reachable", pool=pool,
-                               code=grpc.StatusCode.UNAVAILABLE)
-        return DeadlineExceeded(f"quotad: {op} {pool!r}: timeout", pool=pool, code=grpc.StatusCode.DEADLINE_EXCEEDED)
+                tries.failed(e)
+            pause = tries.next()
+            if pause is not None:
+                time.sleep(pause)
 
     # -- API -----------------------------------------------------------------
 
@@ -413,59 +238,24 @@ class Client:
         whole call (:class:`DeadlineExceeded`). Without either it waits as long as
         needed. Raises PoolNotFound, CostTooLarge, QueueFull, InvalidArgument,
         Unavailable (unless failing open) or ClientClosed."""
-        check_acquire(pool, requests, input_tokens, output_tokens, max_wait)
-        start = time.monotonic()
-        deadline = None if timeout is None else start + timeout
-        cost = Cost(requests, input_tokens, output_tokens)
-        rid = request_id or new_request_id()
-        req = acquire_request(pool, tenant if tenant is not None else self.tenant, cost, rid)
-
-        def prepare(r: Any) -> None:
-            if max_wait is not None:  # the wait budget is for the whole acquire, retries included
-                r.max_wait.CopyFrom(duration(max(0.0, max_wait - (time.monotonic() - start))))
-
+        a = AcquireCall(pool, requests, input_tokens, output_tokens, tenant if tenant is not None else self.tenant,
+                        max_wait, timeout, request_id)
         try:
-            resp = self._call("acquire", pool, "Acquire", req, deadline, prepare)
+            resp = self._call("acquire", pool, "Acquire", a.request, a.deadline, a.prepare)
         except Unavailable:
-            if self._local is None or (deadline is not None and time.monotonic() >= deadline):
+            if not a.may_fail_open(self._local):
                 raise
-            return self._acquire_local(pool, cost, rid, start, max_wait, deadline)
-        if not resp.granted:
-            raise NotGranted(pool, seconds(resp.retry_after))
-        g = Grant(
-            self,
-            id=resp.grant_id,
-            pool=pool,
-            cost=Cost(resp.cost.requests, resp.cost.input_tokens, resp.cost.output_tokens),
-            waited=seconds(resp.waited),
-            lease_ttl=seconds(resp.lease_ttl),
-            sequence=resp.sequence,
-            shadow=resp.shadow,
-            shadow_wait=seconds(resp.shadow_wait),
-        )
+            return self._acquire_local(a)
+        g = Grant(self, **a.granted(resp))
         self._renewer.add(g)
         return g
 
-    def _acquire_local(
-        self, pool: str, cost: Cost, rid: str, start: float, max_wait: Optional[float], deadline: Optional[float]
-    ) -> Grant:
+    def _acquire_local(self, a: AcquireCall) -> Grant:
         assert self._local is not None
-        budget = None if max_wait is None else max_wait - (time.monotonic() - start)
-        if deadline is not None:
-            left = deadline - time.monotonic()
-            budget = left if budget is None else min(budget, left)
-        wait = self._local.reserve(pool, cost.requests, budget)
+        wait = self._local.reserve(a.pool, a.cost.requests, a.local_budget())
         if wait > 0:
             time.sleep(wait)
-        return Grant(
-            self,
-            id="local-" + rid,
-            pool=pool,
-            cost=Cost(max(cost.requests, 1), cost.input_tokens, cost.output_tokens),
-            waited=time.monotonic() - start,
-            lease_ttl=0.0,
-            local=True,
-        )
+        return Grant(self, **a.local_grant())
 
     @contextlib.contextmanager
     def grant(
@@ -484,15 +274,8 @@ class Client:
         SUCCESS with the usage given to ``g.set_usage()``, FAILED when the body
         raises, NOT_SENT when it raises :class:`NotSent` or a connection error
         from before anything was sent. A ``g.report()`` in the body wins."""
-        g = self.acquire(
-            pool,
-            requests=requests,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            tenant=tenant,
-            max_wait=max_wait,
-            timeout=timeout,
-        )
+        g = self.acquire(pool, requests=requests, input_tokens=input_tokens, output_tokens=output_tokens,
+                         tenant=tenant, max_wait=max_wait, timeout=timeout)
         try:
             yield g
         except BaseException as e:
@@ -504,11 +287,10 @@ class Client:
                      timeout: Optional[float] = 10.0) -> int:
         """quotad's count of the input tokens of chat ``messages`` (dicts with role
         and content) or of a ``text``, for ``model`` (the CountTokens RPC)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
         req = pb.CountTokensRequest(model=model, prompt=prompt_message(model, messages, text))
-        return int(self._call("count_tokens", model, "CountTokens", req, deadline).tokens)
+        return int(self._call("count_tokens", model, "CountTokens", req, deadline_in(timeout)).tokens)
 
     def get_pool(self, pool: str, *, timeout: Optional[float] = 10.0) -> PoolInfo:
         """The pool's limits, levels, concurrency limit, waiters and leases."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        return PoolInfo.from_proto(self._call("get_pool", pool, "GetPool", pb.GetPoolRequest(pool=pool), deadline))
+        req = pb.GetPoolRequest(pool=pool)
+        return PoolInfo.from_proto(self._call("get_pool", pool, "GetPool", req, deadline_in(timeout)))

@@ -34,14 +34,22 @@ class _Plan:
 
 
 class _Common:
-    def _setup(
+    """What the sync and async transports share: the options, and what to charge
+    and report for a request. ``_new_transport`` is the default inner transport."""
+
+    _new_transport: Any
+
+    def __init__(
         self,
         pool: PoolSelector,
-        tenant: Optional[str],
-        max_wait: Optional[float],
-        token_counter: Optional[TokenCounter],
-        default_output_tokens: int,
-        passthrough_requests: Optional[int],
+        client: Any,
+        *,
+        transport: Optional[Any] = None,
+        tenant: Optional[str] = None,
+        max_wait: Optional[float] = None,
+        token_counter: Optional[TokenCounter] = None,
+        default_output_tokens: int = DEFAULT_OUTPUT_TOKENS,
+        passthrough_requests: Optional[int] = None,
     ) -> None:
         self.pool = pool
         self.tenant = tenant
@@ -49,6 +57,12 @@ class _Common:
         self.token_counter: TokenCounter = token_counter or LocalEstimate()
         self.default_output_tokens = default_output_tokens
         self.passthrough_requests = passthrough_requests
+        self.client = client
+        self.transport = transport if transport is not None else self._new_transport()
+
+    def _acquire_args(self, plan: _Plan) -> Dict[str, Any]:
+        return dict(requests=plan.cost.requests, input_tokens=plan.cost.input_tokens,
+                    output_tokens=plan.cost.output_tokens, tenant=self.tenant, max_wait=self.max_wait)
 
     def _plan(self, method: str, path: str, body: bytes, counter: Optional[TokenCounter] = None) -> Optional[_Plan]:
         api = classify(method, path)
@@ -76,6 +90,38 @@ class _Common:
         return dict(input_tokens=u[0], output_tokens=u[1], cache_creation_input_tokens=u[2],
                     cache_read_input_tokens=u[3], outcome=outcome, headers=headers)
 
+    @classmethod
+    def _settle_body(cls, hx: Any, plan: _Plan, resp: Any, raw: bytes) -> Dict[str, Any]:
+        """The report arguments for a complete response whose body is ``raw``."""
+        data = _parse_json(hx, resp.status_code, resp.headers, raw)
+        usage = usage_from_body(plan.info.api, data) if plan.info else None
+        return cls._settle(plan, resp.status_code, resp.headers, usage)
+
+
+class _StreamState:
+    """The usage read from a streamed response, and its report once it ends
+    (``report``: the grant's report, a function or a coroutine function)."""
+
+    def __init__(self, inner: Any, report: Any, plan: _Plan, status: int, headers: Any) -> None:
+        self._inner, self._report, self._plan = inner, report, plan
+        self._status, self._headers = status, headers
+        self._usage = StreamUsage(plan.info) if plan.info else None
+        self._done = False
+
+    def _feed(self, chunk: bytes) -> None:
+        if self._usage is not None:
+            self._usage.feed(chunk)
+
+    def _final_args(self, failed: bool) -> Optional[Dict[str, Any]]:
+        """The report arguments, the first time the stream ends (else None)."""
+        if self._done:
+            return None
+        self._done = True
+        args = _Common._settle(self._plan, self._status, self._headers, self._usage.usage() if self._usage else None)
+        if failed and args["outcome"] == Outcome.SUCCESS:
+            args["outcome"] = Outcome.FAILED
+        return args
+
 
 def _is_sse(headers: Any) -> bool:
     return str(headers.get("content-type", "")).startswith("text/event-stream") and headers.get(
@@ -95,18 +141,15 @@ def _parse_json(hx: Any, status: int, headers: Any, raw: bytes) -> Any:
 def build(hx: Any) -> Tuple[Type[Any], Type[Any]]:
     """Returns (QuotadTransport, AsyncQuotadTransport) for the httpx flavour hx."""
 
-    class _SyncStream(hx.SyncByteStream):  # type: ignore[name-defined, misc]
-        def __init__(self, inner: Any, grant: Any, plan: _Plan, status: int, headers: Any) -> None:
-            self._inner, self._grant, self._plan = inner, grant, plan
-            self._status, self._headers = status, headers
-            self._usage = StreamUsage(plan.info) if plan.info else None
-            self._done = False
+    def _response(resp: Any, request: Any, stream: Any) -> Any:
+        return hx.Response(resp.status_code, headers=resp.headers, extensions=resp.extensions, request=request,
+                           stream=stream)
 
+    class _SyncStream(_StreamState, hx.SyncByteStream):  # type: ignore[name-defined, misc]
         def __iter__(self) -> Any:
             try:
                 for chunk in self._inner:
-                    if self._usage is not None:
-                        self._usage.feed(chunk)
+                    self._feed(chunk)
                     yield chunk
             except BaseException:
                 self._finish(failed=True)
@@ -114,15 +157,11 @@ def build(hx: Any) -> Tuple[Type[Any], Type[Any]]:
             self._finish()
 
         def _finish(self, failed: bool = False) -> None:
-            if self._done:
+            args = self._final_args(failed)
+            if args is None:
                 return
-            self._done = True
-            args = _Common._settle(self._plan, self._status, self._headers,
-                                   self._usage.usage() if self._usage else None)
-            if failed and args["outcome"] == Outcome.SUCCESS:
-                args["outcome"] = Outcome.FAILED
             try:
-                self._grant.report(**args)
+                self._report(**args)
             except QuotadError:
                 pass  # the lease runs out; quotad keeps the estimate as charged
 
@@ -132,18 +171,11 @@ def build(hx: Any) -> Tuple[Type[Any], Type[Any]]:
             finally:
                 self._finish()
 
-    class _AsyncStream(hx.AsyncByteStream):  # type: ignore[name-defined, misc]
-        def __init__(self, inner: Any, report: Any, plan: _Plan, status: int, headers: Any) -> None:
-            self._inner, self._report, self._plan = inner, report, plan
-            self._status, self._headers = status, headers
-            self._usage = StreamUsage(plan.info) if plan.info else None
-            self._done = False
-
+    class _AsyncStream(_StreamState, hx.AsyncByteStream):  # type: ignore[name-defined, misc]
         async def __aiter__(self) -> Any:
             try:
                 async for chunk in self._inner:
-                    if self._usage is not None:
-                        self._usage.feed(chunk)
+                    self._feed(chunk)
                     yield chunk
             except BaseException:
                 await self._finish(failed=True)
@@ -151,13 +183,9 @@ def build(hx: Any) -> Tuple[Type[Any], Type[Any]]:
             await self._finish()
 
         async def _finish(self, failed: bool = False) -> None:
-            if self._done:
+            args = self._final_args(failed)
+            if args is None:
                 return
-            self._done = True
-            args = _Common._settle(self._plan, self._status, self._headers,
-                                   self._usage.usage() if self._usage else None)
-            if failed and args["outcome"] == Outcome.SUCCESS:
-                args["outcome"] = Outcome.FAILED
             try:
                 await asyncio.shield(self._report(**args))
             except QuotadError:
@@ -183,36 +211,21 @@ def build(hx: Any) -> Tuple[Type[Any], Type[Any]]:
         closed, NotGranted with ``max_wait``, ...) propagate from the SDK call as
         they are (openai>=3; older SDKs wrap them in their connection error)."""
 
-        def __init__(
-            self,
-            pool: PoolSelector,
-            client: Client,
-            *,
-            transport: Optional[Any] = None,
-            tenant: Optional[str] = None,
-            max_wait: Optional[float] = None,
-            token_counter: Optional[TokenCounter] = None,
-            default_output_tokens: int = DEFAULT_OUTPUT_TOKENS,
-            passthrough_requests: Optional[int] = None,
-        ) -> None:
-            self._setup(pool, tenant, max_wait, token_counter, default_output_tokens, passthrough_requests)
-            self.client = client
-            self.transport = transport if transport is not None else hx.HTTPTransport()
+        _new_transport = hx.HTTPTransport
+        client: Client
 
         def handle_request(self, request: Any) -> Any:
             plan = self._plan(request.method, request.url.path, request.read())
             if plan is None:
                 return self.transport.handle_request(request)
-            g = self.client.acquire(plan.pool, requests=plan.cost.requests, input_tokens=plan.cost.input_tokens,
-                                    output_tokens=plan.cost.output_tokens, tenant=self.tenant, max_wait=self.max_wait)
+            g = self.client.acquire(plan.pool, **self._acquire_args(plan))
             try:
                 resp = self.transport.handle_request(request)
             except BaseException as e:
                 _report_error_sync(g, plan, e)
                 raise
             if _is_sse(resp.headers) and resp.status_code < 400:
-                return hx.Response(resp.status_code, headers=resp.headers, extensions=resp.extensions,
-                                   request=request, stream=_SyncStream(resp.stream, g, plan, resp.status_code, resp.headers))
+                return _response(resp, request, _SyncStream(resp.stream, g.report, plan, resp.status_code, resp.headers))
             try:
                 raw = b"".join(resp.stream)
             except BaseException as e:
@@ -220,14 +233,11 @@ def build(hx: Any) -> Tuple[Type[Any], Type[Any]]:
                 raise
             finally:
                 resp.stream.close()
-            data = _parse_json(hx, resp.status_code, resp.headers, raw)
-            usage = usage_from_body(plan.info.api, data) if plan.info else None
             try:
-                g.report(**self._settle(plan, resp.status_code, resp.headers, usage))
+                g.report(**self._settle_body(hx, plan, resp, raw))
             except QuotadError:
                 pass
-            return hx.Response(resp.status_code, headers=resp.headers, extensions=resp.extensions,
-                               request=request, stream=hx.ByteStream(raw))
+            return _response(resp, request, hx.ByteStream(raw))
 
         def close(self) -> None:
             self.transport.close()
@@ -237,25 +247,10 @@ def build(hx: Any) -> Tuple[Type[Any], Type[Any]]:
         :class:`quotad.AsyncClient` (or a :class:`quotad.Client`, then called in a
         worker thread)."""
 
-        def __init__(
-            self,
-            pool: PoolSelector,
-            client: Any,
-            *,
-            transport: Optional[Any] = None,
-            tenant: Optional[str] = None,
-            max_wait: Optional[float] = None,
-            token_counter: Optional[TokenCounter] = None,
-            default_output_tokens: int = DEFAULT_OUTPUT_TOKENS,
-            passthrough_requests: Optional[int] = None,
-        ) -> None:
-            self._setup(pool, tenant, max_wait, token_counter, default_output_tokens, passthrough_requests)
-            self.client = client
-            self.transport = transport if transport is not None else hx.AsyncHTTPTransport()
+        _new_transport = hx.AsyncHTTPTransport
 
         async def _acquire(self, plan: _Plan) -> Any:
-            kw = dict(requests=plan.cost.requests, input_tokens=plan.cost.input_tokens,
-                      output_tokens=plan.cost.output_tokens, tenant=self.tenant, max_wait=self.max_wait)
+            kw = self._acquire_args(plan)
             if isinstance(self.client, AsyncClient):
                 g = await self.client.acquire(plan.pool, **kw)  # type: ignore[arg-type]
                 return g, g.report
@@ -287,9 +282,7 @@ def build(hx: Any) -> Tuple[Type[Any], Type[Any]]:
                 await _report_error_async(report, plan, e)
                 raise
             if _is_sse(resp.headers) and resp.status_code < 400:
-                return hx.Response(resp.status_code, headers=resp.headers, extensions=resp.extensions,
-                                   request=request,
-                                   stream=_AsyncStream(resp.stream, report, plan, resp.status_code, resp.headers))
+                return _response(resp, request, _AsyncStream(resp.stream, report, plan, resp.status_code, resp.headers))
             try:
                 raw = b"".join([c async for c in resp.stream])
             except BaseException as e:
@@ -297,14 +290,11 @@ def build(hx: Any) -> Tuple[Type[Any], Type[Any]]:
                 raise
             finally:
                 await resp.stream.aclose()
-            data = _parse_json(hx, resp.status_code, resp.headers, raw)
-            usage = usage_from_body(plan.info.api, data) if plan.info else None
             try:
-                await asyncio.shield(report(**self._settle(plan, resp.status_code, resp.headers, usage)))
+                await asyncio.shield(report(**self._settle_body(hx, plan, resp, raw)))
             except QuotadError:
                 pass
-            return hx.Response(resp.status_code, headers=resp.headers, extensions=resp.extensions,
-                               request=request, stream=hx.ByteStream(raw))
+            return _response(resp, request, hx.ByteStream(raw))
 
         async def aclose(self) -> None:
             await self.transport.aclose()
