@@ -71,7 +71,7 @@ func LoadState(dir string, lim *limiter.Limiter, wall time.Time) (int, error) {
 		case errors.Is(err, limiter.ErrPoolNotFound):
 			continue
 		case err != nil:
-			return restored, fmt.Errorf("restore pool %q: %w", st.GetPool(), err)
+			return restored, fmt.Errorf("%s: restore pool %q: %w", filepath.Join(dir, stateFileName), st.GetPool(), err)
 		}
 		restored++
 	}
