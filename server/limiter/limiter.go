@@ -27,7 +27,6 @@ type Limiter struct {
 // entry owns one pool.
 type entry struct {
 	lim     *Limiter
-	name    string
 	mu      sync.Mutex // guards everything below, and the pool
 	pool    *Pool
 	timer   clock.Timer
@@ -63,7 +62,7 @@ func (l *Limiter) Apply(cfgs map[string]Config) error {
 			refused[name] = err
 			continue
 		}
-		l.pools[name] = &entry{lim: l, name: name, pool: p}
+		l.pools[name] = &entry{lim: l, pool: p}
 	}
 	for name, e := range l.pools {
 		if _, ok := cfgs[name]; !ok {

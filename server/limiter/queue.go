@@ -186,7 +186,7 @@ func (q *queue) skipRounds() {
 	}
 }
 
-// granted charges w's share to its tenant once w leaves the queue granted.
+// charge charges w's share to its tenant once w leaves the queue granted.
 func (q *queue) charge(w *Waiter) {
 	w.tenant.deficit -= w.share
 }
