@@ -150,7 +150,7 @@ func (m *Metrics) ConfigSourceConnected(source string, connected bool) {
 type poolCollector struct {
 	lim                                              *limiter.Limiter
 	waiters, inFlight, level, debt, capacity, paused *prometheus.Desc
-	shadowWait                                       *prometheus.Desc
+	shadowWait, unreported                           *prometheus.Desc
 }
 
 func newPoolCollector(lim *limiter.Limiter) *poolCollector {
@@ -166,11 +166,12 @@ func newPoolCollector(lim *limiter.Limiter) *poolCollector {
 		capacity:   d("quotad_bucket_capacity", "The bucket's capacity.", "resource", "period"),
 		paused:     d("quotad_paused_seconds", "Time left in a pause imposed by a provider 429."),
 		shadowWait: d("quotad_shadow_wait_seconds_total", "Wait shadow mode would have imposed."),
+		unreported: d("quotad_unreported_leases_total", "Leases that ran out without a Report (their estimates stood)."),
 	}
 }
 
 func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.waiters, c.inFlight, c.level, c.debt, c.capacity, c.paused, c.shadowWait} {
+	for _, d := range []*prometheus.Desc{c.waiters, c.inFlight, c.level, c.debt, c.capacity, c.paused, c.shadowWait, c.unreported} {
 		ch <- d
 	}
 }
@@ -188,6 +189,7 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.inFlight, float64(s.InFlight))
 		gauge(c.paused, s.PausedFor.AsDuration().Seconds())
 		ch <- prometheus.MustNewConstMetric(c.shadowWait, prometheus.CounterValue, s.ShadowWaitTotal.AsDuration().Seconds(), name)
+		ch <- prometheus.MustNewConstMetric(c.unreported, prometheus.CounterValue, float64(s.UnreportedLeases), name)
 		for _, l := range s.Limits {
 			period := l.Period.AsDuration().String()
 			gauge(c.level, float64(l.Level), l.Resource, period)

@@ -41,6 +41,7 @@ type Pool struct {
 	phantoms     int64 // concurrency slots held for leases a previous owner may have granted
 	phantomUntil int64
 
+	unreported     uint64 // leases that ran out without a Report
 	granted        Cost   // everything ever granted, for provider feedback
 	refunded       Cost   // net of every settlement's refund (less excess charged), likewise
 	exhausted      string // why the pool fails fast (a spent provider quota), if it does
@@ -410,6 +411,7 @@ func (p *Pool) tick(now int64) {
 	for l := p.open.head; l != nil && l.expires <= now; l = p.open.head {
 		p.open.remove(l)
 		p.closeLease(l)
+		p.unreported++
 		l.state = leaseExpired
 		l.expires += int64(p.cfg.TombstoneTTL)
 		p.tombs.insert(l)

@@ -960,3 +960,21 @@ func TestPredictedWaitCountsTheChosenWaiter(t *testing.T) {
 		t.Fatalf("try-only behind a chosen 900: RetryAfter %v, want %v", d.RetryAfter, want)
 	}
 }
+
+func TestUnreportedLeasesAreCounted(t *testing.T) {
+	p, err := NewPool(Config{Limits: []Limit{{Resource: Requests, Amount: 10, Period: time.Second, Initial: 1}}, LeaseTTL: time.Second}, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if d, err := p.Acquire(0, Request{MaxWait: -1}); err != nil || !d.Granted {
+			t.Fatalf("acquire: %+v %v", d, err)
+		}
+	}
+	if _, err := p.Report(0, 1, Usage{}, Success, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Status(int64(time.Second), "p").GetUnreportedLeases(); got != 1 {
+		t.Errorf("unreported leases %d, want 1 (the one that ran out)", got)
+	}
+}

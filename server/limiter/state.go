@@ -17,18 +17,19 @@ const StateFormat = 1
 func (p *Pool) Status(now int64, name string) *quotadv1.PoolStatus {
 	p.Advance(now)
 	s := &quotadv1.PoolStatus{
-		Pool:            name,
-		ConcurrentLimit: p.cfg.Concurrent,
-		InFlight:        p.inFlight,
-		Waiters:         int64(p.queue.n),
-		Unsettled:       costProto(p.unsettled),
-		Tombstones:      int64(p.tombs.n),
-		PausedFor:       durationpb.New(time.Duration(max(p.paused-now, 0))),
-		Shadow:          p.cfg.Shadow,
-		ShadowWaitTotal: durationpb.New(time.Duration(p.shadowWait)),
-		ShadowDelayed:   p.shadowDelayed,
-		NextSequence:    p.nextSeq,
-		LeaseTtl:        durationpb.New(p.cfg.LeaseTTL),
+		Pool:             name,
+		ConcurrentLimit:  p.cfg.Concurrent,
+		InFlight:         p.inFlight,
+		Waiters:          int64(p.queue.n),
+		Unsettled:        costProto(p.unsettled),
+		Tombstones:       int64(p.tombs.n),
+		PausedFor:        durationpb.New(time.Duration(max(p.paused-now, 0))),
+		Shadow:           p.cfg.Shadow,
+		ShadowWaitTotal:  durationpb.New(time.Duration(p.shadowWait)),
+		ShadowDelayed:    p.shadowDelayed,
+		NextSequence:     p.nextSeq,
+		LeaseTtl:         durationpb.New(p.cfg.LeaseTTL),
+		UnreportedLeases: p.unreported,
 	}
 	for i := range p.buckets {
 		b, l := &p.buckets[i], p.cfg.Limits[i]
@@ -79,14 +80,15 @@ var leaseStates = map[leaseState]quotadv1.LeaseState_State{
 func (p *Pool) Snapshot(now int64, name string, wall time.Time) *quotadv1.PoolState {
 	p.Advance(now)
 	st := &quotadv1.PoolState{
-		FormatVersion:   StateFormat,
-		Pool:            name,
-		Epoch:           p.epoch,
-		NextSequence:    p.nextSeq,
-		PausedFor:       durationpb.New(time.Duration(max(p.paused-now, 0))),
-		TakenAt:         timestamppb.New(wall),
-		ShadowWaitTotal: durationpb.New(time.Duration(p.shadowWait)),
-		ShadowDelayed:   p.shadowDelayed,
+		FormatVersion:    StateFormat,
+		Pool:             name,
+		Epoch:            p.epoch,
+		NextSequence:     p.nextSeq,
+		PausedFor:        durationpb.New(time.Duration(max(p.paused-now, 0))),
+		TakenAt:          timestamppb.New(wall),
+		ShadowWaitTotal:  durationpb.New(time.Duration(p.shadowWait)),
+		ShadowDelayed:    p.shadowDelayed,
+		UnreportedLeases: p.unreported,
 	}
 	for i := range p.buckets {
 		st.Buckets = append(st.Buckets, &quotadv1.BucketState{
@@ -149,6 +151,7 @@ func (p *Pool) Restore(now int64, st *quotadv1.PoolState, elapsed time.Duration)
 	p.paused = now + int64(st.GetPausedFor().AsDuration()) - el
 	p.shadowWait = int64(st.GetShadowWaitTotal().AsDuration())
 	p.shadowDelayed = st.GetShadowDelayed()
+	p.unreported = st.GetUnreportedLeases()
 	p.Advance(now)
 	return nil
 }

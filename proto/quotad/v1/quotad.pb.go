@@ -1248,9 +1248,12 @@ type PoolStatus struct {
 	QuotaExhaustedFor *durationpb.Duration `protobuf:"bytes,17,opt,name=quota_exhausted_for,json=quotaExhaustedFor,proto3" json:"quota_exhausted_for,omitempty"`
 	// Set while the pool's latest definition in the config source was refused: the
 	// pool keeps its last good one, and this says what was refused and why.
-	ConfigError   string `protobuf:"bytes,18,opt,name=config_error,json=configError,proto3" json:"config_error,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ConfigError string `protobuf:"bytes,18,opt,name=config_error,json=configError,proto3" json:"config_error,omitempty"`
+	// Leases that ran out without a Report since the pool was created: their
+	// estimates stood as charged.
+	UnreportedLeases uint64 `protobuf:"varint,19,opt,name=unreported_leases,json=unreportedLeases,proto3" json:"unreported_leases,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *PoolStatus) Reset() {
@@ -1409,6 +1412,13 @@ func (x *PoolStatus) GetConfigError() string {
 	return ""
 }
 
+func (x *PoolStatus) GetUnreportedLeases() uint64 {
+	if x != nil {
+		return x.UnreportedLeases
+	}
+	return 0
+}
+
 var File_quotad_v1_quotad_proto protoreflect.FileDescriptor
 
 const file_quotad_v1_quotad_proto_rawDesc = "" +
@@ -1499,7 +1509,7 @@ const file_quotad_v1_quotad_proto_rawDesc = "" +
 	"\x06weight\x18\x02 \x01(\x03R\x06weight\x12\x18\n" +
 	"\awaiters\x18\x03 \x01(\x03R\awaiters\x12'\n" +
 	"\x06queued\x18\x04 \x01(\v2\x0f.quotad.v1.CostR\x06queued\x12\x18\n" +
-	"\agranted\x18\x05 \x01(\x04R\agranted\"\x84\x06\n" +
+	"\agranted\x18\x05 \x01(\x04R\agranted\"\xb1\x06\n" +
 	"\n" +
 	"PoolStatus\x12\x12\n" +
 	"\x04pool\x18\x01 \x01(\tR\x04pool\x12.\n" +
@@ -1523,7 +1533,8 @@ const file_quotad_v1_quotad_proto_rawDesc = "" +
 	"\bprovider\x18\x0f \x01(\tR\bprovider\x12'\n" +
 	"\x0fquota_exhausted\x18\x10 \x01(\tR\x0equotaExhausted\x12I\n" +
 	"\x13quota_exhausted_for\x18\x11 \x01(\v2\x19.google.protobuf.DurationR\x11quotaExhaustedFor\x12!\n" +
-	"\fconfig_error\x18\x12 \x01(\tR\vconfigError*{\n" +
+	"\fconfig_error\x18\x12 \x01(\tR\vconfigError\x12+\n" +
+	"\x11unreported_leases\x18\x13 \x01(\x04R\x10unreportedLeases*{\n" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fOUTCOME_SUCCESS\x10\x01\x12\x14\n" +

@@ -99,9 +99,11 @@ type PoolState struct {
 	ShadowDelayed   uint64                 `protobuf:"varint,10,opt,name=shadow_delayed,json=shadowDelayed,proto3" json:"shadow_delayed,omitempty"`
 	// The writer's count of operations on the pool: a replica with a higher version
 	// from the same writer is newer.
-	Version       uint64 `protobuf:"varint,11,opt,name=version,proto3" json:"version,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Version uint64 `protobuf:"varint,11,opt,name=version,proto3" json:"version,omitempty"`
+	// Leases that ran out without a Report, so far.
+	UnreportedLeases uint64 `protobuf:"varint,12,opt,name=unreported_leases,json=unreportedLeases,proto3" json:"unreported_leases,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *PoolState) Reset() {
@@ -207,6 +209,13 @@ func (x *PoolState) GetShadowDelayed() uint64 {
 func (x *PoolState) GetVersion() uint64 {
 	if x != nil {
 		return x.Version
+	}
+	return 0
+}
+
+func (x *PoolState) GetUnreportedLeases() uint64 {
+	if x != nil {
+		return x.UnreportedLeases
 	}
 	return 0
 }
@@ -401,7 +410,7 @@ var File_quotad_v1_state_proto protoreflect.FileDescriptor
 
 const file_quotad_v1_state_proto_rawDesc = "" +
 	"\n" +
-	"\x15quotad/v1/state.proto\x12\tquotad.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16quotad/v1/quotad.proto\"\xdb\x03\n" +
+	"\x15quotad/v1/state.proto\x12\tquotad.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16quotad/v1/quotad.proto\"\x88\x04\n" +
 	"\tPoolState\x12%\n" +
 	"\x0eformat_version\x18\x01 \x01(\rR\rformatVersion\x12\x12\n" +
 	"\x04pool\x18\x02 \x01(\tR\x04pool\x12\x14\n" +
@@ -415,7 +424,8 @@ const file_quotad_v1_state_proto_rawDesc = "" +
 	"\x11shadow_wait_total\x18\t \x01(\v2\x19.google.protobuf.DurationR\x0fshadowWaitTotal\x12%\n" +
 	"\x0eshadow_delayed\x18\n" +
 	" \x01(\x04R\rshadowDelayed\x12\x18\n" +
-	"\aversion\x18\v \x01(\x04R\aversion\"\x91\x01\n" +
+	"\aversion\x18\v \x01(\x04R\aversion\x12+\n" +
+	"\x11unreported_leases\x18\f \x01(\x04R\x10unreportedLeases\"\x91\x01\n" +
 	"\vBucketState\x12\x1a\n" +
 	"\bresource\x18\x01 \x01(\tR\bresource\x121\n" +
 	"\x06period\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x06period\x123\n" +

@@ -226,7 +226,7 @@ class TenantStatus(_message.Message):
     def __init__(self, tenant: _Optional[str] = ..., weight: _Optional[int] = ..., waiters: _Optional[int] = ..., queued: _Optional[_Union[Cost, _Mapping]] = ..., granted: _Optional[int] = ...) -> None: ...
 
 class PoolStatus(_message.Message):
-    __slots__ = ("pool", "limits", "concurrent_limit", "in_flight", "waiters", "tenants", "unsettled", "tombstones", "paused_for", "shadow", "shadow_wait_total", "shadow_delayed", "next_sequence", "lease_ttl", "provider", "quota_exhausted", "quota_exhausted_for", "config_error")
+    __slots__ = ("pool", "limits", "concurrent_limit", "in_flight", "waiters", "tenants", "unsettled", "tombstones", "paused_for", "shadow", "shadow_wait_total", "shadow_delayed", "next_sequence", "lease_ttl", "provider", "quota_exhausted", "quota_exhausted_for", "config_error", "unreported_leases")
     POOL_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
     CONCURRENT_LIMIT_FIELD_NUMBER: _ClassVar[int]
@@ -245,6 +245,7 @@ class PoolStatus(_message.Message):
     QUOTA_EXHAUSTED_FIELD_NUMBER: _ClassVar[int]
     QUOTA_EXHAUSTED_FOR_FIELD_NUMBER: _ClassVar[int]
     CONFIG_ERROR_FIELD_NUMBER: _ClassVar[int]
+    UNREPORTED_LEASES_FIELD_NUMBER: _ClassVar[int]
     pool: str
     limits: _containers.RepeatedCompositeFieldContainer[LimitStatus]
     concurrent_limit: int
@@ -263,4 +264,5 @@ class PoolStatus(_message.Message):
     quota_exhausted: str
     quota_exhausted_for: _duration_pb2.Duration
     config_error: str
-    def __init__(self, pool: _Optional[str] = ..., limits: _Optional[_Iterable[_Union[LimitStatus, _Mapping]]] = ..., concurrent_limit: _Optional[int] = ..., in_flight: _Optional[int] = ..., waiters: _Optional[int] = ..., tenants: _Optional[_Iterable[_Union[TenantStatus, _Mapping]]] = ..., unsettled: _Optional[_Union[Cost, _Mapping]] = ..., tombstones: _Optional[int] = ..., paused_for: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., shadow: _Optional[bool] = ..., shadow_wait_total: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., shadow_delayed: _Optional[int] = ..., next_sequence: _Optional[int] = ..., lease_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., provider: _Optional[str] = ..., quota_exhausted: _Optional[str] = ..., quota_exhausted_for: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., config_error: _Optional[str] = ...) -> None: ...
+    unreported_leases: int
+    def __init__(self, pool: _Optional[str] = ..., limits: _Optional[_Iterable[_Union[LimitStatus, _Mapping]]] = ..., concurrent_limit: _Optional[int] = ..., in_flight: _Optional[int] = ..., waiters: _Optional[int] = ..., tenants: _Optional[_Iterable[_Union[TenantStatus, _Mapping]]] = ..., unsettled: _Optional[_Union[Cost, _Mapping]] = ..., tombstones: _Optional[int] = ..., paused_for: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., shadow: _Optional[bool] = ..., shadow_wait_total: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., shadow_delayed: _Optional[int] = ..., next_sequence: _Optional[int] = ..., lease_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., provider: _Optional[str] = ..., quota_exhausted: _Optional[str] = ..., quota_exhausted_for: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., config_error: _Optional[str] = ..., unreported_leases: _Optional[int] = ...) -> None: ...
