@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -54,41 +53,6 @@ func startServer(b *testing.B) *grpc.ClientConn {
 	}
 	b.Cleanup(func() { conn.Close() })
 	return conn
-}
-
-// BenchmarkUnary compares quotad's calls with bare gRPC unary calls (a health
-// check) over one connection, 64 callers at once.
-func BenchmarkUnary(b *testing.B) {
-	conn := startServer(b)
-	ctx := context.Background()
-	api := quotadv1.NewQuotaServiceClient(conn)
-	hc := healthpb.NewHealthClient(conn)
-	run := func(b *testing.B, call func() error) {
-		// RunParallel runs parallelism x GOMAXPROCS goroutines.
-		b.SetParallelism((callers + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
-		b.ResetTimer()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				if err := call(); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
-	}
-	b.Run("health", func(b *testing.B) {
-		run(b, func() error {
-			_, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
-			return err
-		})
-	})
-	b.Run("acquire", func(b *testing.B) {
-		run(b, func() error {
-			_, err := api.Acquire(ctx, &quotadv1.AcquireRequest{Pool: "bench", Cost: &quotadv1.Cost{Requests: 1}})
-			return err
-		})
-	})
 }
 
 // BenchmarkAcquireVsHealth measures Acquire calls per second beside bare gRPC unary

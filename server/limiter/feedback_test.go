@@ -89,10 +89,8 @@ func TestUnchangedConfigKeepsProviderFeedback(t *testing.T) {
 	if err := l.Apply(map[string]Config{"p": cfg, "q": other}); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Observe("p", GrantID{}, []ProviderView{{Resource: Tokens, Limit: 500, Remaining: -1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.ExhaustQuota("p", "insufficient_quota", time.Minute); err != nil {
+	fb := Feedback{Views: []ProviderView{{Resource: Tokens, Limit: 500, Remaining: -1}}, Exhausted: "insufficient_quota", ExhaustedFor: time.Minute}
+	if _, err := l.ReportWithFeedback("p", GrantID{}, Usage{}, Success, 0, fb); err != nil {
 		t.Fatal(err)
 	}
 	// Another pool's definition changes: p's is the same.

@@ -276,22 +276,6 @@ func (l *Limiter) ReportWithFeedback(pool string, id GrantID, u Usage, outcome O
 	return res, err
 }
 
-// Observe applies a provider's response to grant id of pool; see Pool.Observe.
-func (l *Limiter) Observe(pool string, id GrantID, views []ProviderView) error {
-	return l.with(pool, func(p *Pool, now int64) error {
-		p.Observe(now, p.localSeq(id), views)
-		return nil
-	})
-}
-
-// ExhaustQuota makes pool fail fast for d; see Pool.ExhaustQuota.
-func (l *Limiter) ExhaustQuota(pool, reason string, d time.Duration) error {
-	return l.with(pool, func(p *Pool, now int64) error {
-		p.ExhaustQuota(now, reason, d)
-		return nil
-	})
-}
-
 // Renew extends an open lease of pool; see Pool.Renew.
 func (l *Limiter) Renew(pool string, id GrantID) (time.Duration, error) {
 	var ttl time.Duration
