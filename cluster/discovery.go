@@ -17,13 +17,13 @@ import (
 // ListNodes returns the nodes registered under prefix (DefaultNodesPrefix when
 // empty), sorted by ID, and the etcd revision of the list. A key whose value is
 // not a Node is skipped.
-func ListNodes(ctx context.Context, cli *clientv3.Client, prefix string) ([]Node, int64, error) {
+func ListNodes(ctx context.Context, cli *clientv3.Client, prefix string) ([]Registered, int64, error) {
 	prefix = cmp.Or(prefix, DefaultNodesPrefix)
 	resp, err := cli.Get(ctx, prefix, clientv3.WithPrefix())
 	if err != nil {
 		return nil, 0, fmt.Errorf("list nodes under %s: %w", prefix, err)
 	}
-	nodes := make(map[string]Node, len(resp.Kvs))
+	nodes := make(map[string]Registered, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
 		if n, ok := decodeNode(prefix, kv); ok {
 			nodes[n.ID] = n
@@ -38,11 +38,11 @@ func ListNodes(ctx context.Context, cli *clientv3.Client, prefix string) ([]Node
 // replaced by a newer one. It lists, then watches from the next revision; after a
 // compaction or an error it lists again, retrying every retry (default 1s) while
 // etcd is unreachable. The channel is closed when ctx ends.
-func WatchNodes(ctx context.Context, cli *clientv3.Client, prefix string, retry time.Duration) <-chan []Node {
+func WatchNodes(ctx context.Context, cli *clientv3.Client, prefix string, retry time.Duration) <-chan []Registered {
 	prefix = cmp.Or(prefix, DefaultNodesPrefix)
 	retry = cmp.Or(retry, time.Second)
-	ch := make(chan []Node, 1)
-	publish := func(nodes map[string]Node) {
+	ch := make(chan []Registered, 1)
+	publish := func(nodes map[string]Registered) {
 		select {
 		case <-ch:
 		default:
@@ -63,14 +63,14 @@ func WatchNodes(ctx context.Context, cli *clientv3.Client, prefix string, retry 
 }
 
 // watchNodes lists and watches once, until the watch fails or ctx ends.
-func watchNodes(ctx context.Context, cli *clientv3.Client, prefix string, publish func(map[string]Node)) {
+func watchNodes(ctx context.Context, cli *clientv3.Client, prefix string, publish func(map[string]Registered)) {
 	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	list, rev, err := ListNodes(lctx, cli, prefix)
 	cancel()
 	if err != nil {
 		return
 	}
-	nodes := make(map[string]Node, len(list))
+	nodes := make(map[string]Registered, len(list))
 	for _, n := range list {
 		nodes[n.ID] = n
 	}
@@ -97,17 +97,17 @@ func watchNodes(ctx context.Context, cli *clientv3.Client, prefix string, publis
 }
 
 // decodeNode decodes a registration; the key decides the ID.
-func decodeNode(prefix string, kv *mvccpb.KeyValue) (Node, bool) {
-	var n Node
+func decodeNode(prefix string, kv *mvccpb.KeyValue) (Registered, bool) {
+	var n Registered
 	if err := json.Unmarshal(kv.Value, &n); err != nil {
-		return Node{}, false
+		return Registered{}, false
 	}
 	n.ID = strings.TrimPrefix(string(kv.Key), prefix)
 	return n, n.ID != ""
 }
 
-func sortedNodes(m map[string]Node) []Node {
+func sortedNodes(m map[string]Registered) []Registered {
 	out := slices.Collect(maps.Values(m))
-	slices.SortFunc(out, func(a, b Node) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b Registered) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }

@@ -55,6 +55,10 @@ type ForwardOptions struct {
 	Creds credentials.TransportCredentials
 	// RetryEvery paces re-sends while ownership settles; zero means 50ms.
 	RetryEvery time.Duration
+	// Settle bounds how long a call waits for ownership to settle (a pool moving,
+	// a fenced owner) before it is answered with the last error, so that clients
+	// go to another node; zero means 3s. The caller's deadline bounds it too.
+	Settle time.Duration
 }
 
 // Forwarder routes QuotaService calls to pools' owners. It is safe for concurrent
@@ -74,6 +78,9 @@ func NewForwarder(router Router, opts ForwardOptions) *Forwarder {
 	}
 	if opts.RetryEvery <= 0 {
 		opts.RetryEvery = 50 * time.Millisecond
+	}
+	if opts.Settle <= 0 {
+		opts.Settle = 3 * time.Second
 	}
 	return &Forwarder{router: router, opts: opts, conns: make(map[string]*grpc.ClientConn)}
 }
@@ -98,11 +105,18 @@ func (f *Forwarder) Interceptor() grpc.UnaryServerInterceptor {
 			return handler(ctx, req)
 		}
 		forwarded := isForwarded(ctx)
+		settle := time.NewTimer(f.opts.Settle)
+		defer settle.Stop()
+		var last error
 		for {
 			addr, self, err := f.router.Owner(r.GetPool())
 			switch {
 			case err == nil && self:
-				return handler(ctx, req)
+				resp, err := handler(ctx, req)
+				if forwarded || !retryable(err) {
+					return resp, err
+				}
+				last = err // the pool is still moving here, or this node is fenced
 			case forwarded:
 				return nil, notOwner(r.GetPool(), err)
 			case err == nil:
@@ -110,11 +124,16 @@ func (f *Forwarder) Interceptor() grpc.UnaryServerInterceptor {
 				if !retryable(err) {
 					return resp, err
 				}
+				last = err
+			default:
+				last = status.Errorf(codes.Unavailable, "pool %q: %v", r.GetPool(), err)
 			}
-			// No owner yet, or the owner moved or died: ask again shortly.
+			// No owner yet, or the owner moved, died or is fenced: ask again shortly.
 			select {
 			case <-ctx.Done():
 				return nil, status.Errorf(codes.Unavailable, "pool %q: no reachable owner before the deadline: %v", r.GetPool(), ctx.Err())
+			case <-settle.C:
+				return nil, last
 			case <-time.After(f.opts.RetryEvery):
 			}
 		}

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -57,7 +58,12 @@ type MembershipConfig struct {
 	GossipKey []byte
 	// Timings; zero fields take DefaultTimings'.
 	Timings Timings
-	Logger  *slog.Logger
+	// OnMessage receives every user message (a peer's heartbeat), on memberlist's
+	// goroutine: it must not block.
+	OnMessage func([]byte)
+	// Transport replaces memberlist's UDP/TCP transport (tests inject faults).
+	Transport memberlist.Transport
+	Logger    *slog.Logger
 }
 
 // Timings set how fast gossip notices a dead node.
@@ -98,9 +104,10 @@ func (t Timings) orDefault() Timings {
 
 // Membership is this node's view of the cluster. It is safe for concurrent use.
 type Membership struct {
-	ml      *memberlist.Memberlist
-	log     *slog.Logger
-	changes chan struct{} // signalled (never blocking) on every change
+	ml        *memberlist.Memberlist
+	log       *slog.Logger
+	onMessage func([]byte)
+	changes   chan struct{} // signalled (never blocking) on every change
 
 	mu      sync.Mutex // guards members and meta
 	members map[string]Member
@@ -115,18 +122,24 @@ func StartMembership(cfg MembershipConfig) (*Membership, error) {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	m := &Membership{
-		log:     logger,
-		changes: make(chan struct{}, 1),
-		members: make(map[string]Member),
-		meta:    nodeMeta{GRPC: cfg.GRPC, Format: StateFormat},
+		log:       logger,
+		onMessage: cfg.OnMessage,
+		changes:   make(chan struct{}, 1),
+		members:   make(map[string]Member),
+		meta:      nodeMeta{GRPC: cfg.GRPC, Format: StateFormat},
 	}
 	mc := memberlist.DefaultLANConfig()
-	mc.Name = cfg.Name
 	host, port, err := splitHostPort(cfg.Bind)
 	if err != nil {
 		return nil, fmt.Errorf("gossip bind %q: %w", cfg.Bind, err)
 	}
+	if port == 0 { // the name must be known before memberlist binds
+		if port, err = freePort(host); err != nil {
+			return nil, fmt.Errorf("gossip bind %q: %w", cfg.Bind, err)
+		}
+	}
 	mc.BindAddr, mc.BindPort = host, port
+	mc.Name = cmp.Or(cfg.Name, cfg.Advertise, net.JoinHostPort(host, strconv.Itoa(port)))
 	if cfg.Advertise != "" {
 		if mc.AdvertiseAddr, mc.AdvertisePort, err = splitHostPort(cfg.Advertise); err != nil {
 			return nil, fmt.Errorf("gossip advertise %q: %w", cfg.Advertise, err)
@@ -138,6 +151,9 @@ func StartMembership(cfg MembershipConfig) (*Membership, error) {
 	mc.PushPullInterval = 10 * time.Second
 	mc.TCPTimeout = 2 * time.Second
 	mc.SecretKey = cfg.GossipKey
+	if cfg.Transport != nil {
+		mc.Transport = cfg.Transport
+	}
 	mc.Delegate = (*gossipDelegate)(m)
 	mc.Events = (*gossipEvents)(m)
 	mc.Logger = log.New(slogWriter{logger}, "", 0)
@@ -152,6 +168,16 @@ func StartMembership(cfg MembershipConfig) (*Membership, error) {
 		}
 	}
 	return m, nil
+}
+
+// freePort returns a port free for TCP on host now (memberlist binds TCP and UDP).
+func freePort(host string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func splitHostPort(addr string) (string, int, error) {
@@ -204,6 +230,24 @@ func (m *Membership) Leave(timeout time.Duration) error {
 	return errors.Join(err, m.ml.Shutdown())
 }
 
+// Send sends msg to the node at the gossip address addr (host:port) in one
+// packet, best effort: encrypted with the gossip key, delivered to its OnMessage.
+func (m *Membership) Send(addr string, msg []byte) error {
+	host, port, err := splitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("gossip address %q: %w", addr, err)
+	}
+	ip := net.ParseIP(host)
+	if ip == nil {
+		ips, err := net.LookupIP(host)
+		if err != nil || len(ips) == 0 {
+			return fmt.Errorf("gossip address %q: cannot resolve: %v", addr, err)
+		}
+		ip = ips[0]
+	}
+	return m.ml.SendBestEffort(&memberlist.Node{Name: addr, Addr: ip, Port: uint16(port)}, msg)
+}
+
 // Shutdown stops gossip without a word to the peers (as a crash would).
 func (m *Membership) Shutdown() error { return m.ml.Shutdown() }
 
@@ -238,8 +282,8 @@ func (e *gossipEvents) NotifyJoin(n *memberlist.Node)   { (*Membership)(e).updat
 func (e *gossipEvents) NotifyLeave(n *memberlist.Node)  { (*Membership)(e).update(n, false) }
 func (e *gossipEvents) NotifyUpdate(n *memberlist.Node) { (*Membership)(e).update(n, true) }
 
-// gossipDelegate gives memberlist this node's metadata; quotad sends no other data
-// through gossip (pool state travels over gRPC).
+// gossipDelegate gives memberlist this node's metadata and hands it user messages
+// (heartbeats); pool state travels over gRPC.
 type gossipDelegate Membership
 
 func (d *gossipDelegate) NodeMeta(limit int) []byte {
@@ -252,7 +296,11 @@ func (d *gossipDelegate) NodeMeta(limit int) []byte {
 	}
 	return b
 }
-func (d *gossipDelegate) NotifyMsg([]byte)                           {}
+func (d *gossipDelegate) NotifyMsg(msg []byte) {
+	if m := (*Membership)(d); m.onMessage != nil {
+		m.onMessage(msg)
+	}
+}
 func (d *gossipDelegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 func (d *gossipDelegate) LocalState(join bool) []byte                { return nil }
 func (d *gossipDelegate) MergeRemoteState(buf []byte, join bool)     {}

@@ -20,8 +20,8 @@ import (
 // whose value is the Node in JSON, attached to the node's lease.
 const DefaultNodesPrefix = "/quotad/nodes/"
 
-// Node is one registered quotad node.
-type Node struct {
+// Registered is one registered quotad node.
+type Registered struct {
 	ID   string `json:"id"`
 	Addr string `json:"addr"` // gRPC address
 }
@@ -55,7 +55,7 @@ type RegistryOptions struct {
 // Methods are safe for concurrent use.
 type Registration struct {
 	cli  *clientv3.Client
-	node Node
+	node Registered
 	key  string
 	opts RegistryOptions
 
@@ -70,7 +70,7 @@ type Registration struct {
 // node counts as registered (Valid) once the first lease is granted and its key
 // written, retried until that succeeds. The caller keeps ownership of cli and
 // must not close it before Close returns.
-func Register(cli *clientv3.Client, node Node, opts RegistryOptions) *Registration {
+func Register(cli *clientv3.Client, node Registered, opts RegistryOptions) *Registration {
 	if opts.Prefix == "" {
 		opts.Prefix = DefaultNodesPrefix
 	}

@@ -36,7 +36,7 @@ func keyExists(t *testing.T, cli *clientv3.Client, key string) bool {
 	return r.Count == 1
 }
 
-func nextNodes(t *testing.T, ch <-chan []Node) []Node {
+func nextNodes(t *testing.T, ch <-chan []Registered) []Registered {
 	t.Helper()
 	select {
 	case nodes, ok := <-ch:
@@ -62,15 +62,15 @@ func TestRegistryKeepAliveAndDiscovery(t *testing.T) {
 	}
 
 	opts := RegistryOptions{TTL: time.Second, Margin: 200 * time.Millisecond, Logger: quiet}
-	a := Register(cli, Node{ID: "a", Addr: "127.0.0.1:1"}, opts)
+	a := Register(cli, Registered{ID: "a", Addr: "127.0.0.1:1"}, opts)
 	defer a.Close()
-	b := Register(cli, Node{ID: "b", Addr: "127.0.0.1:2"}, opts)
+	b := Register(cli, Registered{ID: "b", Addr: "127.0.0.1:2"}, opts)
 	defer b.Close()
 	waitUntil(t, 5*time.Second, "both registered", func() bool { return a.Valid() && b.Valid() })
 	if left := time.Until(a.Deadline()); left <= 0 || left > 800*time.Millisecond {
 		t.Errorf("deadline %v away, want within TTL - margin = 800ms", left)
 	}
-	var nodes []Node
+	var nodes []Registered
 	waitUntil(t, 5*time.Second, "both discovered", func() bool {
 		select {
 		case nodes = <-watch:
@@ -118,7 +118,7 @@ func TestRegistryDeadlineBoundsExpiry(t *testing.T) {
 	e := etcdtest.Start(t)
 	admin := e.Client(t)
 	proxy := etcdtest.NewProxy(t, e)
-	r := Register(etcdtest.Dial(t, proxy.Endpoints()), Node{ID: "n", Addr: "127.0.0.1:1"},
+	r := Register(etcdtest.Dial(t, proxy.Endpoints()), Registered{ID: "n", Addr: "127.0.0.1:1"},
 		RegistryOptions{TTL: time.Second, Margin: 100 * time.Millisecond, Logger: quiet})
 	defer r.Close()
 	waitUntil(t, 5*time.Second, "registered", r.Valid)

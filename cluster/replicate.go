@@ -155,6 +155,9 @@ type Replica struct {
 	State   *quotadv1.PoolState
 	From    string
 	Arrived time.Time // by the heir's clock
+	// Handoff: the sender had stopped granting for the pool when it took State
+	// (a graceful move), so State is final, not a replica that may lag.
+	Handoff bool
 }
 
 // ReplicaStore keeps the newest replica of each pool and serves PeerService. It is
@@ -184,13 +187,30 @@ func (s *ReplicaStore) Replicate(ctx context.Context, req *quotadv1.ReplicateReq
 			continue
 		}
 		old, ok := s.replicas[st.GetPool()]
-		if ok && old.From == req.GetFrom() && old.State.GetVersion() >= st.GetVersion() {
-			continue
+		if ok && (old.Handoff || old.From == req.GetFrom() && old.State.GetVersion() >= st.GetVersion()) {
+			continue // a pending handoff is newer than any replica
 		}
 		s.replicas[st.GetPool()] = Replica{State: st, From: req.GetFrom(), Arrived: now}
 		stored++
 	}
 	return &quotadv1.ReplicateResponse{Stored: stored}, nil
+}
+
+// Handoff implements PeerService: it keeps each final state, replacing any replica
+// of the pool, to be continued without a takeover charge.
+func (s *ReplicaStore) Handoff(ctx context.Context, req *quotadv1.HandoffRequest) (*quotadv1.HandoffResponse, error) {
+	now := s.clock.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	stored := uint32(0)
+	for _, st := range req.GetPools() {
+		if st.GetFormatVersion() > limiter.StateFormat || st.GetPool() == "" {
+			continue
+		}
+		s.replicas[st.GetPool()] = Replica{State: st, From: req.GetFrom(), Arrived: now, Handoff: true}
+		stored++
+	}
+	return &quotadv1.HandoffResponse{Stored: stored}, nil
 }
 
 // Take returns pool's replica and how old it is, and forgets it (a takeover uses

@@ -78,7 +78,7 @@ func TestReplicationSendsChangesAndTakeoverStartsFromThem(t *testing.T) {
 		t.Fatalf("replica %+v age %v ok %v", rep, age, ok)
 	}
 	heir := newLimiter(t)
-	if err := heir.TakeOver("p", rep.State, age); err != nil {
+	if err := heir.Own("p", limiter.OwnOptions{State: rep.State, Elapsed: age, TakeOver: true}); err != nil {
 		t.Fatal(err)
 	}
 	st, err := heir.Status("p")

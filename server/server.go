@@ -259,6 +259,8 @@ var errorCodes = []struct {
 	{limiter.ErrInvalidCost, codes.InvalidArgument, "invalid"},
 	{limiter.ErrInvalidUsage, codes.InvalidArgument, "invalid"},
 	{limiter.ErrClosed, codes.Unavailable, "shutting_down"},
+	{limiter.ErrNotOwner, codes.Aborted, "not_owner"},
+	{limiter.ErrFenced, codes.Unavailable, "fenced"},
 	{context.Canceled, codes.Canceled, "cancelled"},
 	{context.DeadlineExceeded, codes.DeadlineExceeded, "deadline"},
 }

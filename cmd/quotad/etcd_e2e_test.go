@@ -112,7 +112,7 @@ func grantRate(t *testing.T, c *quotad.Client, d time.Duration) int {
 
 func checkRegistered(t *testing.T, admin *clientv3.Client, addr string) {
 	t.Helper()
-	var nodes []cluster.Node
+	var nodes []cluster.Registered
 	waitFor(t, 3*time.Second, "the node's registration", func() bool {
 		var err error
 		nodes, _, err = cluster.ListNodes(context.Background(), admin, "")

@@ -2,6 +2,7 @@
 //
 //	quotad serve [flags]     run a node
 //	quotad pools COMMAND     list, get, set, delete or validate pools in etcd
+//	quotad cluster COMMAND   a cluster node's view; remove a member for good
 //	quotad version           print the version
 package main
 
@@ -22,6 +23,7 @@ const usage = `quotad: fleet-wide rate limits for LLM provider quotas
 Usage:
   quotad serve [flags]   run a node (quotad serve -h lists the flags)
   quotad pools COMMAND   list, get, set, delete or validate pools in etcd (quotad pools -h)
+  quotad cluster COMMAND a cluster node's view, or remove a member (quotad cluster -h)
   quotad version         print the version
 `
 
@@ -42,6 +44,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return serve(ctx, args[1:], stderr)
 	case "pools":
 		return poolsCommand(ctx, args[1:], stdout, stderr, os.Getenv)
+	case "cluster":
+		return clusterCommand(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "quotad", version)
 		return 0

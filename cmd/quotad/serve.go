@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -71,10 +72,14 @@ type node struct {
 	metrics  *server.Metrics
 	health   *health.Server
 	etcd     *clientv3.Client // with --etcd-endpoints; closed after the config source stops
+	cluster  *cluster.Node    // with --gossip-listen
 }
 
 func runNode(ctx context.Context, s Settings, log *slog.Logger) error {
 	n := &node{settings: s, log: log, lim: limiter.New(clock.Real()), health: health.NewServer()}
+	if s.Cluster.GossipListen != "" {
+		n.lim = limiter.NewClustered(clock.Real())
+	}
 	n.metrics = server.NewMetrics(n.lim, s.TenantLabelLimit)
 	n.srv = server.New(n.lim, n.metrics, log)
 
@@ -107,18 +112,28 @@ func runNode(ctx context.Context, s Settings, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", s.Listen, err)
 	}
-	gs := grpc.NewServer(grpc.MaxRecvMsgSize(s.MaxRecvBytes))
+	grpcOpts := []grpc.ServerOption{grpc.MaxRecvMsgSize(s.MaxRecvBytes)}
+	if s.Cluster.GossipListen != "" {
+		if err := n.joinCluster(ctx, advertised(lis.Addr())); err != nil {
+			lis.Close()
+			return err
+		}
+		grpcOpts = append(grpcOpts, grpc.ChainUnaryInterceptor(n.cluster.Interceptor()))
+	} else if n.etcd != nil {
+		addr := advertised(lis.Addr())
+		reg := cluster.Register(n.etcd, cluster.Registered{ID: addr, Addr: addr}, cluster.RegistryOptions{Logger: log})
+		defer reg.Close()
+	}
+	gs := grpc.NewServer(grpcOpts...)
 	quotadv1.RegisterQuotaServiceServer(gs, n.srv)
+	if n.cluster != nil {
+		quotadv1.RegisterPeerServiceServer(gs, n.cluster.PeerServer())
+	}
 	healthpb.RegisterHealthServer(gs, n.health)
 	reflection.Register(gs)
 	served := make(chan error, 1)
 	go func() { served <- gs.Serve(lis) }()
-	if n.etcd != nil {
-		addr := advertised(lis.Addr())
-		reg := cluster.Register(n.etcd, cluster.Node{ID: addr, Addr: addr}, cluster.RegistryOptions{Logger: log})
-		defer reg.Close()
-	}
-	log.Info("quotad serving", "listen", lis.Addr().String(), "config", n.configName(), "pools", len(n.lim.Pools()))
+	log.Info("quotad serving", "listen", lis.Addr().String(), "config", n.configName(), "pools", len(n.lim.Pools()), "gossip", n.gossipAddr())
 
 	stateTick := make(<-chan time.Time)
 	if s.StateDir != "" {
@@ -184,10 +199,79 @@ func (n *node) serveMetrics() (*http.Server, error) {
 	return srv, nil
 }
 
+// joinCluster starts the node's cluster membership: the members of record are the
+// --join list and whoever joins (or, with etcd, the registered nodes), and the
+// fence keeps the node from granting without a majority.
+func (n *node) joinCluster(ctx context.Context, grpcAddr string) error {
+	c := n.settings.Cluster
+	key, err := c.key()
+	if err != nil {
+		return err
+	}
+	cfg := cluster.NodeConfig{
+		Gossip:         cluster.MembershipConfig{Bind: c.GossipListen, Advertise: c.GossipAdvertise, Join: c.joins(), GossipKey: key},
+		Fence:          cluster.QuorumConfig{FenceAfter: c.FenceAfter, SuspectAfter: c.SuspectAfter},
+		HeartbeatEvery: c.Heartbeat,
+		ReplicateEvery: c.Heartbeat,
+		Logger:         n.log,
+	}
+	var reg atomic.Pointer[cluster.Registration]
+	if n.etcd != nil {
+		record := make(chan []string, 1)
+		cfg.Record = record
+		cfg.SelfUntil = func() time.Time {
+			if r := reg.Load(); r != nil {
+				return r.Deadline()
+			}
+			return time.Time{} // not registered yet: no grants
+		}
+		watch := cluster.WatchNodes(ctx, n.etcd, cluster.DefaultNodesPrefix, time.Second)
+		go func() {
+			for nodes := range watch {
+				ids := make([]string, len(nodes))
+				for i, r := range nodes {
+					ids[i] = r.ID
+				}
+				select {
+				case <-record: // only the newest matters
+				default:
+				}
+				record <- ids
+			}
+		}()
+	}
+	node, err := cluster.StartNode(n.lim, grpcAddr, cfg)
+	if err != nil {
+		return err
+	}
+	n.cluster = node
+	if n.etcd != nil {
+		r := cluster.Register(n.etcd, cluster.Registered{ID: node.ID(), Addr: grpcAddr}, cluster.RegistryOptions{Logger: n.log})
+		reg.Store(r)
+		context.AfterFunc(ctx, r.Close)
+	}
+	return nil
+}
+
+func (n *node) gossipAddr() string {
+	if n.cluster == nil {
+		return ""
+	}
+	return n.cluster.ID()
+}
+
 // shutdown stops taking calls, fails waiters with UNAVAILABLE, lets calls in
-// progress finish within the grace period, and saves the pool state.
+// progress finish within the grace period, and saves the pool state. A member of
+// a cluster first hands its pools to their next owners and leaves.
 func (n *node) shutdown(gs *grpc.Server, metricsSrv *http.Server) {
 	n.log.Info("shutting down")
+	if n.cluster != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), n.settings.ShutdownGrace)
+		if err := n.cluster.Leave(ctx); err != nil {
+			n.log.Warn("leaving the cluster", "err", err)
+		}
+		cancel()
+	}
 	n.health.Shutdown()
 	n.lim.Close()
 	stopped := make(chan struct{})

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"crypto/tls"
+	"encoding/base64"
 	"crypto/x509"
 	"errors"
 	"flag"
@@ -38,6 +39,74 @@ type Settings struct {
 	TenantLabelLimit int
 	MaxRecvBytes     int
 	Etcd             EtcdSettings
+	Cluster          ClusterSettings
+}
+
+// ClusterSettings make the node one of a cluster (when GossipListen is set).
+type ClusterSettings struct {
+	GossipListen    string
+	GossipAdvertise string
+	Join            string // comma-separated gossip addresses
+	GossipKey       string // base64, 16, 24 or 32 bytes
+	FenceAfter      time.Duration
+	SuspectAfter    time.Duration
+	Heartbeat       time.Duration
+}
+
+func (c *ClusterSettings) defineFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.GossipListen, "gossip-listen", "", "gossip listen address, host:port; when set the node joins a cluster")
+	fs.StringVar(&c.GossipAdvertise, "gossip-advertise", "", "gossip address peers reach this node at (default: the bound one)")
+	fs.StringVar(&c.Join, "join", "", "gossip addresses of the other members, comma-separated (without etcd: the members of record)")
+	fs.StringVar(&c.GossipKey, "gossip-key", "", "base64 key (16, 24 or 32 bytes) encrypting gossip; the same on every node (prefer QUOTAD_GOSSIP_KEY)")
+	fs.DurationVar(&c.FenceAfter, "fence-after", time.Second, "a node that has not heard a majority for this long stops granting")
+	fs.DurationVar(&c.SuspectAfter, "suspect-after", time.Second, "a member not heard for this long is taken as gone and its pools move")
+	fs.DurationVar(&c.Heartbeat, "heartbeat-interval", 100*time.Millisecond, "how often members exchange heartbeats and replicate pool state")
+}
+
+// joins returns the --join addresses.
+func (c ClusterSettings) joins() []string {
+	var out []string
+	for a := range strings.SplitSeq(c.Join, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// key decodes --gossip-key.
+func (c ClusterSettings) key() ([]byte, error) {
+	if c.GossipKey == "" {
+		return nil, nil
+	}
+	k, err := base64.StdEncoding.DecodeString(c.GossipKey)
+	if err != nil {
+		return nil, fmt.Errorf("gossip-key: not base64: %w", err)
+	}
+	if n := len(k); n != 16 && n != 24 && n != 32 {
+		return nil, fmt.Errorf("gossip-key: %d bytes; want 16, 24 or 32", n)
+	}
+	return k, nil
+}
+
+func (c ClusterSettings) check() []error {
+	var errs []error
+	if c.GossipListen == "" {
+		if c.Join != "" || c.GossipKey != "" {
+			errs = append(errs, errors.New("join and gossip-key need gossip-listen"))
+		}
+		return errs
+	}
+	if _, err := c.key(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.FenceAfter < 10*c.Heartbeat || c.Heartbeat <= 0 {
+		errs = append(errs, fmt.Errorf("fence-after %v must be at least 10 heartbeat-intervals (%v)", c.FenceAfter, c.Heartbeat))
+	}
+	if c.SuspectAfter < 3*c.Heartbeat {
+		errs = append(errs, fmt.Errorf("suspect-after %v must be at least 3 heartbeat-intervals (%v)", c.SuspectAfter, c.Heartbeat))
+	}
+	return errs
 }
 
 // defineFlags registers one flag per setting, with its default.
@@ -54,6 +123,7 @@ func (s *Settings) defineFlags(fs *flag.FlagSet) {
 	fs.IntVar(&s.TenantLabelLimit, "tenant-label-limit", 100, "how many (pool, tenant) pairs get their own metric labels")
 	fs.IntVar(&s.MaxRecvBytes, "max-recv-bytes", 1<<20, "largest gRPC request accepted, in bytes")
 	s.Etcd.defineFlags(fs)
+	s.Cluster.defineFlags(fs)
 }
 
 // loadSettings parses args, then fills every flag not given from env, then from the
@@ -112,7 +182,7 @@ func (s Settings) check() []error {
 	if s.TenantLabelLimit < 0 {
 		errs = append(errs, fmt.Errorf("tenant-label-limit %d must not be negative", s.TenantLabelLimit))
 	}
-	return errs
+	return append(errs, s.Cluster.check()...)
 }
 
 // settingsFromEnv sets every flag of fs not in given from its environment

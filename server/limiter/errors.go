@@ -26,6 +26,12 @@ var (
 	ErrCancelled = errors.New("cancelled")
 	// ErrQuotaExhausted: the provider said the key's quota is spent.
 	ErrQuotaExhausted = errors.New("provider quota exhausted")
+	// ErrNotOwner: in a cluster, another node owns the pool now (or this node is
+	// taking it over).
+	ErrNotOwner = errors.New("this node does not own the pool")
+	// ErrFenced: this node owns the pool but may not grant now: it has not heard a
+	// majority of the cluster recently enough.
+	ErrFenced = errors.New("node fenced: no recent majority")
 	// ErrClosed: the limiter is shutting down.
 	ErrClosed = errors.New("limiter closed")
 )

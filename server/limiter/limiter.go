@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quotad/quotad/internal/clock"
@@ -18,6 +19,10 @@ import (
 type Limiter struct {
 	clock clock.Clock
 	base  time.Time // engine time is nanoseconds since base, by the clock's monotonic reading
+
+	// clustered: pools start unowned; the cluster gives each to one node (Own) and
+	// fences its grants with a lease.
+	clustered bool
 
 	mu     sync.RWMutex // guards pools and closed
 	pools  map[string]*entry
@@ -33,6 +38,11 @@ type entry struct {
 	wakeAt  int64
 	gone    error  // set when the pool was removed or the Limiter closed
 	version uint64 // counts operations; a snapshot carries it
+	// In a cluster: whether this node owns the pool, and until when (engine
+	// time) it may grant, as the cluster last said. The lease is written by the
+	// cluster and read under mu at every operation. nil: no fence.
+	owned bool
+	lease *atomic.Int64
 }
 
 // New returns a Limiter without pools.
@@ -40,7 +50,19 @@ func New(c clock.Clock) *Limiter {
 	return &Limiter{clock: c, base: c.Now(), pools: make(map[string]*entry)}
 }
 
+// NewClustered returns a Limiter for a node of a cluster: its pools start unowned
+// (calls fail with ErrNotOwner) until Own gives them to it.
+func NewClustered(c clock.Clock) *Limiter {
+	l := New(c)
+	l.clustered = true
+	return l
+}
+
 func (l *Limiter) now() int64 { return int64(l.clock.Now().Sub(l.base)) }
+
+// Now returns the engine's time: nanoseconds of the clock since the Limiter began.
+// Leases given to Own are instants of this time.
+func (l *Limiter) Now() int64 { return l.now() }
 
 // Apply makes the set of pools equal cfgs: new pools start at their initial levels,
 // existing ones are reconfigured in place, and pools not in cfgs are removed, their
@@ -62,7 +84,7 @@ func (l *Limiter) Apply(cfgs map[string]Config) error {
 			refused[name] = err
 			continue
 		}
-		l.pools[name] = &entry{lim: l, pool: p}
+		l.pools[name] = &entry{lim: l, pool: p, owned: !l.clustered}
 	}
 	for name, e := range l.pools {
 		if _, ok := cfgs[name]; !ok {
@@ -151,13 +173,28 @@ func (l *Limiter) with(pool string, fn func(p *Pool, now int64) error) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.gone != nil {
-		return e.gone
-	}
 	now := l.now()
+	if err := e.serving(now); err != nil {
+		return err
+	}
 	err = fn(e.pool, now)
 	e.rearm(now)
 	return err
+}
+
+// serving checks that the pool is here to be served, and applies the cluster's
+// fence to it. Callers hold e.mu.
+func (e *entry) serving(now int64) error {
+	if e.gone != nil {
+		return e.gone
+	}
+	if !e.owned {
+		return ErrNotOwner
+	}
+	if e.lease != nil {
+		e.pool.SetGrantUntil(e.lease.Load())
+	}
+	return nil
 }
 
 // rearm ends every operation on the pool: it counts the change (replication sends
@@ -184,9 +221,15 @@ func (e *entry) wake() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := e.lim.now()
-	e.pool.Advance(now)
 	e.wakeAt = 0 // this timer has fired
 	e.timer = nil
+	if e.serving(now) != nil {
+		return
+	}
+	if e.pool.Fenced(now) {
+		e.pool.Drain(ErrFenced) // their callers retry on a node that may grant
+	}
+	e.pool.Advance(now)
 	e.rearm(now)
 }
 
@@ -202,11 +245,11 @@ func (l *Limiter) Acquire(ctx context.Context, pool string, req Request) (Decisi
 		return Decision{}, err // the caller left: nobody would receive a grant
 	}
 	e.mu.Lock()
-	if e.gone != nil {
-		e.mu.Unlock()
-		return Decision{}, e.gone
-	}
 	now := l.now()
+	if err := e.serving(now); err != nil {
+		e.mu.Unlock()
+		return Decision{}, err
+	}
 	d, err := e.pool.Acquire(now, req)
 	w := d.Waiter
 	if w != nil && w.done == nil {
@@ -308,10 +351,10 @@ func (l *Limiter) Status(pool string) (*quotadv1.PoolStatus, error) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.gone != nil {
-		return nil, e.gone
-	}
 	now := l.now()
+	if err := e.serving(now); err != nil {
+		return nil, err
+	}
 	p := e.pool
 	before := [3]int64{int64(p.queue.n), p.inFlight, int64(p.tombs.n)}
 	s := p.Status(now, pool)
@@ -345,7 +388,7 @@ func (l *Limiter) SnapshotChanged(seen map[string]uint64, wall time.Time) []*quo
 	var out []*quotadv1.PoolState
 	for name, e := range l.pools {
 		e.mu.Lock()
-		if v, ok := seen[name]; !ok || v != e.version {
+		if v, ok := seen[name]; e.owned && (!ok || v != e.version) {
 			st := e.pool.Snapshot(l.now(), name, wall)
 			st.Version = e.version
 			seen[name] = e.version
@@ -361,24 +404,97 @@ func (l *Limiter) SnapshotChanged(seen map[string]uint64, wall time.Time) []*quo
 	return out
 }
 
-// TakeOver restores pool from st (when not nil) as of elapsed after it was taken,
-// then prepares it for this node as its new owner; see Pool.TakeOver.
-func (l *Limiter) TakeOver(pool string, st *quotadv1.PoolState, elapsed time.Duration) error {
-	return l.with(pool, func(p *Pool, now int64) error {
-		if st != nil {
-			if err := p.Restore(now, st, elapsed); err != nil {
-				return err
-			}
-		}
-		p.TakeOver(now)
-		return nil
-	})
+// OwnOptions say how a node comes to own a pool (see Own).
+type OwnOptions struct {
+	// Lease is until when (engine time) the node may grant; the caller keeps
+	// storing into it as the cluster renews it. nil: no fence.
+	Lease *atomic.Int64
+	// State, when not nil, is the pool's state to continue from, taken Elapsed ago.
+	State   *quotadv1.PoolState
+	Elapsed time.Duration
+	// TakeOver charges what a previous owner could have granted since State (or
+	// since the node last held the pool, without State); see Pool.TakeOver. A
+	// handoff's state is final and needs no charge.
+	TakeOver bool
 }
 
-// Restore loads st into its pool, as of elapsed after it was taken. A state for a
-// pool the Limiter does not have is an ErrPoolNotFound.
+// Own makes this node the pool's owner. The state to continue from is opts.State,
+// else what the node holds.
+func (l *Limiter) Own(pool string, opts OwnOptions) error {
+	e, err := l.entry(pool)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.gone != nil {
+		return e.gone
+	}
+	now := l.now()
+	if opts.State != nil {
+		if err := e.pool.Restore(now, opts.State, opts.Elapsed); err != nil {
+			return fmt.Errorf("own pool %q: %w", pool, err)
+		}
+	}
+	if opts.TakeOver {
+		e.pool.TakeOver(now)
+	}
+	e.owned, e.lease = true, opts.Lease
+	if e.lease != nil {
+		e.pool.SetGrantUntil(e.lease.Load())
+	}
+	e.rearm(now)
+	return nil
+}
+
+// Disown stops this node serving the pool: its waiters fail with ErrNotOwner (so
+// their callers re-send to the new owner) and its final state is returned, taken at
+// the wall-clock time wall, for a handoff.
+func (l *Limiter) Disown(pool string, wall time.Time) (*quotadv1.PoolState, error) {
+	e, err := l.entry(pool)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.gone != nil {
+		return nil, e.gone
+	}
+	now := l.now()
+	e.owned, e.lease = false, nil
+	e.pool.Drain(ErrNotOwner)
+	e.rearm(now)
+	st := e.pool.Snapshot(now, pool, wall)
+	st.Version = e.version
+	return st, nil
+}
+
+// Owned reports whether this node serves the pool.
+func (l *Limiter) Owned(pool string) bool {
+	e, err := l.entry(pool)
+	if err != nil {
+		return false
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.owned && e.gone == nil
+}
+
+// Restore loads st into its pool, as of elapsed after it was taken, owned or not
+// (a restart reads its state file before the cluster gives it pools). A state for
+// a pool the Limiter does not have is an ErrPoolNotFound.
 func (l *Limiter) Restore(st *quotadv1.PoolState, elapsed time.Duration) error {
-	return l.with(st.GetPool(), func(p *Pool, now int64) error {
-		return p.Restore(now, st, elapsed)
-	})
+	e, err := l.entry(st.GetPool())
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.gone != nil {
+		return e.gone
+	}
+	now := l.now()
+	err = e.pool.Restore(now, st, elapsed)
+	e.rearm(now)
+	return err
 }

@@ -32,6 +32,7 @@ type Pool struct {
 	unsettled  Cost
 	nextSeq    uint64
 	paused     int64 // no grants before this instant
+	grantUntil int64 // no grants from this instant: the cluster's fence (see SetGrantUntil)
 
 	shadowWait    int64 // total wait shadow mode did not impose, ns
 	shadowDelayed uint64
@@ -106,7 +107,7 @@ func (g Grant) ID() GrantID { return GrantID{Epoch: g.Epoch, Seq: g.Seq} }
 
 // NewPool returns a pool at its limits' initial levels.
 func NewPool(cfg Config, now int64, epoch uint32) (*Pool, error) {
-	p := &Pool{epoch: epoch, nextSeq: 1}
+	p := &Pool{epoch: epoch, nextSeq: 1, grantUntil: never}
 	if err := p.configure(cfg, now); err != nil {
 		return nil, err
 	}
@@ -232,6 +233,9 @@ func (p *Pool) Acquire(now int64, req Request) (Decision, error) {
 	if err := validCost(req.Cost); err != nil {
 		return Decision{}, err
 	}
+	if now >= p.grantUntil {
+		return Decision{}, ErrFenced
+	}
 	if p.exhausted != "" {
 		if err := p.exhaustedErr(now); err != nil {
 			return Decision{}, err
@@ -332,6 +336,9 @@ func (p *Pool) grantOf(l *lease, waited int64) Grant {
 
 // canPay reports whether cost could be granted at now.
 func (p *Pool) canPay(now int64, cost Cost) bool {
+	if now >= p.grantUntil {
+		return false
+	}
 	if p.cfg.Concurrent > 0 && p.inFlight+p.phantoms >= p.cfg.Concurrent {
 		return false
 	}
@@ -681,6 +688,13 @@ func (p *Pool) NextWake(now int64) int64 {
 	}
 	return max(t, now)
 }
+
+// SetGrantUntil fences the pool: it grants nothing from the instant until on
+// (the end of the cluster's certificates for this node). A node alone never sets it.
+func (p *Pool) SetGrantUntil(until int64) { p.grantUntil = until }
+
+// Fenced reports whether the fence holds at now.
+func (p *Pool) Fenced(now int64) bool { return now >= p.grantUntil }
 
 // Advance lets time pass and grants what can be granted.
 func (p *Pool) Advance(now int64) {

@@ -21,6 +21,202 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type GetClusterRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetClusterRequest) Reset() {
+	*x = GetClusterRequest{}
+	mi := &file_quotad_v1_peer_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetClusterRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetClusterRequest) ProtoMessage() {}
+
+func (x *GetClusterRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quotad_v1_peer_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetClusterRequest.ProtoReflect.Descriptor instead.
+func (*GetClusterRequest) Descriptor() ([]byte, []int) {
+	return file_quotad_v1_peer_proto_rawDescGZIP(), []int{0}
+}
+
+type GetClusterResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// This node's member id (gossip address).
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The members of record.
+	Record []string `protobuf:"bytes,2,rep,name=record,proto3" json:"record,omitempty"`
+	// The members this node hears now, and those it vouches for.
+	Latest    []string `protobuf:"bytes,3,rep,name=latest,proto3" json:"latest,omitempty"`
+	Certified []string `protobuf:"bytes,4,rep,name=certified,proto3" json:"certified,omitempty"`
+	// How many pools this node owns and serves.
+	OwnedPools    uint32 `protobuf:"varint,5,opt,name=owned_pools,json=ownedPools,proto3" json:"owned_pools,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetClusterResponse) Reset() {
+	*x = GetClusterResponse{}
+	mi := &file_quotad_v1_peer_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetClusterResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetClusterResponse) ProtoMessage() {}
+
+func (x *GetClusterResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quotad_v1_peer_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetClusterResponse.ProtoReflect.Descriptor instead.
+func (*GetClusterResponse) Descriptor() ([]byte, []int) {
+	return file_quotad_v1_peer_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *GetClusterResponse) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *GetClusterResponse) GetRecord() []string {
+	if x != nil {
+		return x.Record
+	}
+	return nil
+}
+
+func (x *GetClusterResponse) GetLatest() []string {
+	if x != nil {
+		return x.Latest
+	}
+	return nil
+}
+
+func (x *GetClusterResponse) GetCertified() []string {
+	if x != nil {
+		return x.Certified
+	}
+	return nil
+}
+
+func (x *GetClusterResponse) GetOwnedPools() uint32 {
+	if x != nil {
+		return x.OwnedPools
+	}
+	return 0
+}
+
+type RemoveMemberRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveMemberRequest) Reset() {
+	*x = RemoveMemberRequest{}
+	mi := &file_quotad_v1_peer_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveMemberRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveMemberRequest) ProtoMessage() {}
+
+func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quotad_v1_peer_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
+func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
+	return file_quotad_v1_peer_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *RemoveMemberRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type RemoveMemberResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveMemberResponse) Reset() {
+	*x = RemoveMemberResponse{}
+	mi := &file_quotad_v1_peer_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveMemberResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveMemberResponse) ProtoMessage() {}
+
+func (x *RemoveMemberResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quotad_v1_peer_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveMemberResponse.ProtoReflect.Descriptor instead.
+func (*RemoveMemberResponse) Descriptor() ([]byte, []int) {
+	return file_quotad_v1_peer_proto_rawDescGZIP(), []int{3}
+}
+
 type ReplicateRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The sending node's name.
@@ -32,7 +228,7 @@ type ReplicateRequest struct {
 
 func (x *ReplicateRequest) Reset() {
 	*x = ReplicateRequest{}
-	mi := &file_quotad_v1_peer_proto_msgTypes[0]
+	mi := &file_quotad_v1_peer_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -44,7 +240,7 @@ func (x *ReplicateRequest) String() string {
 func (*ReplicateRequest) ProtoMessage() {}
 
 func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_quotad_v1_peer_proto_msgTypes[0]
+	mi := &file_quotad_v1_peer_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -57,7 +253,7 @@ func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateRequest.ProtoReflect.Descriptor instead.
 func (*ReplicateRequest) Descriptor() ([]byte, []int) {
-	return file_quotad_v1_peer_proto_rawDescGZIP(), []int{0}
+	return file_quotad_v1_peer_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ReplicateRequest) GetFrom() string {
@@ -85,7 +281,7 @@ type ReplicateResponse struct {
 
 func (x *ReplicateResponse) Reset() {
 	*x = ReplicateResponse{}
-	mi := &file_quotad_v1_peer_proto_msgTypes[1]
+	mi := &file_quotad_v1_peer_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -97,7 +293,7 @@ func (x *ReplicateResponse) String() string {
 func (*ReplicateResponse) ProtoMessage() {}
 
 func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_quotad_v1_peer_proto_msgTypes[1]
+	mi := &file_quotad_v1_peer_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -110,7 +306,7 @@ func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicateResponse.ProtoReflect.Descriptor instead.
 func (*ReplicateResponse) Descriptor() ([]byte, []int) {
-	return file_quotad_v1_peer_proto_rawDescGZIP(), []int{1}
+	return file_quotad_v1_peer_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ReplicateResponse) GetStored() uint32 {
@@ -120,18 +316,403 @@ func (x *ReplicateResponse) GetStored() uint32 {
 	return 0
 }
 
+type HandoffRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The sending node's name.
+	From          string       `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	Pools         []*PoolState `protobuf:"bytes,2,rep,name=pools,proto3" json:"pools,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HandoffRequest) Reset() {
+	*x = HandoffRequest{}
+	mi := &file_quotad_v1_peer_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HandoffRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HandoffRequest) ProtoMessage() {}
+
+func (x *HandoffRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quotad_v1_peer_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HandoffRequest.ProtoReflect.Descriptor instead.
+func (*HandoffRequest) Descriptor() ([]byte, []int) {
+	return file_quotad_v1_peer_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *HandoffRequest) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *HandoffRequest) GetPools() []*PoolState {
+	if x != nil {
+		return x.Pools
+	}
+	return nil
+}
+
+type HandoffResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many of the pools the receiver stored.
+	Stored        uint32 `protobuf:"varint,1,opt,name=stored,proto3" json:"stored,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HandoffResponse) Reset() {
+	*x = HandoffResponse{}
+	mi := &file_quotad_v1_peer_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HandoffResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HandoffResponse) ProtoMessage() {}
+
+func (x *HandoffResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_quotad_v1_peer_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HandoffResponse.ProtoReflect.Descriptor instead.
+func (*HandoffResponse) Descriptor() ([]byte, []int) {
+	return file_quotad_v1_peer_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *HandoffResponse) GetStored() uint32 {
+	if x != nil {
+		return x.Stored
+	}
+	return 0
+}
+
+// Heartbeat is what every node sends every member of record, over gossip, several
+// times per fence period. It carries the sender's view and the certificates it
+// gives: echoes of the receivers' own heartbeats, which let each receiver know
+// until when a majority vouches for its view (see cluster/quorum.go).
+type Heartbeat struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The sender's member id (its gossip address) and process incarnation.
+	From        string `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	Incarnation uint64 `protobuf:"varint,2,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
+	// The sender's clock reading (ns since its start), echoed back by receivers.
+	SentAt int64 `protobuf:"varint,3,opt,name=sent_at,json=sentAt,proto3" json:"sent_at,omitempty"`
+	// The sender's gRPC address.
+	Grpc string `protobuf:"bytes,4,opt,name=grpc,proto3" json:"grpc,omitempty"`
+	// Set once the sender has stopped granting for good (graceful leave).
+	Draining bool `protobuf:"varint,5,opt,name=draining,proto3" json:"draining,omitempty"`
+	// The members the sender vouches for: its certified view. Empty while it vouches
+	// for none (it is changing views).
+	View []string `protobuf:"bytes,6,rep,name=view,proto3" json:"view,omitempty"`
+	// Echoes of the latest heartbeat the sender received from each peer, sent only
+	// while view is set.
+	Echoes []*Echo `protobuf:"bytes,7,rep,name=echoes,proto3" json:"echoes,omitempty"`
+	// The sender's latest view: with view, it says which pools the sender vouches
+	// for (those with the same owner in both).
+	Latest []string `protobuf:"bytes,8,rep,name=latest,proto3" json:"latest,omitempty"`
+	// The members of record the sender knows, and those removed (graceful leave,
+	// `quotad cluster remove`): joins and removals spread with every heartbeat.
+	Record        []*RecordEntry `protobuf:"bytes,9,rep,name=record,proto3" json:"record,omitempty"`
+	Removed       []*RecordEntry `protobuf:"bytes,10,rep,name=removed,proto3" json:"removed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Heartbeat) Reset() {
+	*x = Heartbeat{}
+	mi := &file_quotad_v1_peer_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Heartbeat) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Heartbeat) ProtoMessage() {}
+
+func (x *Heartbeat) ProtoReflect() protoreflect.Message {
+	mi := &file_quotad_v1_peer_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
+func (*Heartbeat) Descriptor() ([]byte, []int) {
+	return file_quotad_v1_peer_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Heartbeat) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *Heartbeat) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
+}
+
+func (x *Heartbeat) GetSentAt() int64 {
+	if x != nil {
+		return x.SentAt
+	}
+	return 0
+}
+
+func (x *Heartbeat) GetGrpc() string {
+	if x != nil {
+		return x.Grpc
+	}
+	return ""
+}
+
+func (x *Heartbeat) GetDraining() bool {
+	if x != nil {
+		return x.Draining
+	}
+	return false
+}
+
+func (x *Heartbeat) GetView() []string {
+	if x != nil {
+		return x.View
+	}
+	return nil
+}
+
+func (x *Heartbeat) GetEchoes() []*Echo {
+	if x != nil {
+		return x.Echoes
+	}
+	return nil
+}
+
+func (x *Heartbeat) GetLatest() []string {
+	if x != nil {
+		return x.Latest
+	}
+	return nil
+}
+
+func (x *Heartbeat) GetRecord() []*RecordEntry {
+	if x != nil {
+		return x.Record
+	}
+	return nil
+}
+
+func (x *Heartbeat) GetRemoved() []*RecordEntry {
+	if x != nil {
+		return x.Removed
+	}
+	return nil
+}
+
+// RecordEntry names a member of record and the newest incarnation known of it (0:
+// not yet heard). A removal applies to incarnations up to the one it names.
+type RecordEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Incarnation   uint64                 `protobuf:"varint,2,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordEntry) Reset() {
+	*x = RecordEntry{}
+	mi := &file_quotad_v1_peer_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordEntry) ProtoMessage() {}
+
+func (x *RecordEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_quotad_v1_peer_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordEntry.ProtoReflect.Descriptor instead.
+func (*RecordEntry) Descriptor() ([]byte, []int) {
+	return file_quotad_v1_peer_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RecordEntry) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RecordEntry) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
+}
+
+// Echo returns a heartbeat's sent_at to its sender: a certificate that the echoing
+// node vouched for its view at that moment.
+type Echo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	To            string                 `protobuf:"bytes,1,opt,name=to,proto3" json:"to,omitempty"`
+	Incarnation   uint64                 `protobuf:"varint,2,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
+	SentAt        int64                  `protobuf:"varint,3,opt,name=sent_at,json=sentAt,proto3" json:"sent_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Echo) Reset() {
+	*x = Echo{}
+	mi := &file_quotad_v1_peer_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Echo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Echo) ProtoMessage() {}
+
+func (x *Echo) ProtoReflect() protoreflect.Message {
+	mi := &file_quotad_v1_peer_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Echo.ProtoReflect.Descriptor instead.
+func (*Echo) Descriptor() ([]byte, []int) {
+	return file_quotad_v1_peer_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *Echo) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *Echo) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
+}
+
+func (x *Echo) GetSentAt() int64 {
+	if x != nil {
+		return x.SentAt
+	}
+	return 0
+}
+
 var File_quotad_v1_peer_proto protoreflect.FileDescriptor
 
 const file_quotad_v1_peer_proto_rawDesc = "" +
 	"\n" +
-	"\x14quotad/v1/peer.proto\x12\tquotad.v1\x1a\x15quotad/v1/state.proto\"R\n" +
+	"\x14quotad/v1/peer.proto\x12\tquotad.v1\x1a\x15quotad/v1/state.proto\"\x13\n" +
+	"\x11GetClusterRequest\"\x93\x01\n" +
+	"\x12GetClusterResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06record\x18\x02 \x03(\tR\x06record\x12\x16\n" +
+	"\x06latest\x18\x03 \x03(\tR\x06latest\x12\x1c\n" +
+	"\tcertified\x18\x04 \x03(\tR\tcertified\x12\x1f\n" +
+	"\vowned_pools\x18\x05 \x01(\rR\n" +
+	"ownedPools\"%\n" +
+	"\x13RemoveMemberRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x16\n" +
+	"\x14RemoveMemberResponse\"R\n" +
 	"\x10ReplicateRequest\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12*\n" +
 	"\x05pools\x18\x02 \x03(\v2\x14.quotad.v1.PoolStateR\x05pools\"+\n" +
 	"\x11ReplicateResponse\x12\x16\n" +
-	"\x06stored\x18\x01 \x01(\rR\x06stored2U\n" +
+	"\x06stored\x18\x01 \x01(\rR\x06stored\"P\n" +
+	"\x0eHandoffRequest\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\tR\x04from\x12*\n" +
+	"\x05pools\x18\x02 \x03(\v2\x14.quotad.v1.PoolStateR\x05pools\")\n" +
+	"\x0fHandoffResponse\x12\x16\n" +
+	"\x06stored\x18\x01 \x01(\rR\x06stored\"\xc1\x02\n" +
+	"\tHeartbeat\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\tR\x04from\x12 \n" +
+	"\vincarnation\x18\x02 \x01(\x04R\vincarnation\x12\x17\n" +
+	"\asent_at\x18\x03 \x01(\x03R\x06sentAt\x12\x12\n" +
+	"\x04grpc\x18\x04 \x01(\tR\x04grpc\x12\x1a\n" +
+	"\bdraining\x18\x05 \x01(\bR\bdraining\x12\x12\n" +
+	"\x04view\x18\x06 \x03(\tR\x04view\x12'\n" +
+	"\x06echoes\x18\a \x03(\v2\x0f.quotad.v1.EchoR\x06echoes\x12\x16\n" +
+	"\x06latest\x18\b \x03(\tR\x06latest\x12.\n" +
+	"\x06record\x18\t \x03(\v2\x16.quotad.v1.RecordEntryR\x06record\x120\n" +
+	"\aremoved\x18\n" +
+	" \x03(\v2\x16.quotad.v1.RecordEntryR\aremoved\"?\n" +
+	"\vRecordEntry\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12 \n" +
+	"\vincarnation\x18\x02 \x01(\x04R\vincarnation\"Q\n" +
+	"\x04Echo\x12\x0e\n" +
+	"\x02to\x18\x01 \x01(\tR\x02to\x12 \n" +
+	"\vincarnation\x18\x02 \x01(\x04R\vincarnation\x12\x17\n" +
+	"\asent_at\x18\x03 \x01(\x03R\x06sentAt2\xb3\x02\n" +
 	"\vPeerService\x12F\n" +
-	"\tReplicate\x12\x1b.quotad.v1.ReplicateRequest\x1a\x1c.quotad.v1.ReplicateResponseB3Z1github.com/quotad/quotad/proto/quotad/v1;quotadv1b\x06proto3"
+	"\tReplicate\x12\x1b.quotad.v1.ReplicateRequest\x1a\x1c.quotad.v1.ReplicateResponse\x12@\n" +
+	"\aHandoff\x12\x19.quotad.v1.HandoffRequest\x1a\x1a.quotad.v1.HandoffResponse\x12I\n" +
+	"\n" +
+	"GetCluster\x12\x1c.quotad.v1.GetClusterRequest\x1a\x1d.quotad.v1.GetClusterResponse\x12O\n" +
+	"\fRemoveMember\x12\x1e.quotad.v1.RemoveMemberRequest\x1a\x1f.quotad.v1.RemoveMemberResponseB3Z1github.com/quotad/quotad/proto/quotad/v1;quotadv1b\x06proto3"
 
 var (
 	file_quotad_v1_peer_proto_rawDescOnce sync.Once
@@ -145,21 +726,40 @@ func file_quotad_v1_peer_proto_rawDescGZIP() []byte {
 	return file_quotad_v1_peer_proto_rawDescData
 }
 
-var file_quotad_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_quotad_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_quotad_v1_peer_proto_goTypes = []any{
-	(*ReplicateRequest)(nil),  // 0: quotad.v1.ReplicateRequest
-	(*ReplicateResponse)(nil), // 1: quotad.v1.ReplicateResponse
-	(*PoolState)(nil),         // 2: quotad.v1.PoolState
+	(*GetClusterRequest)(nil),    // 0: quotad.v1.GetClusterRequest
+	(*GetClusterResponse)(nil),   // 1: quotad.v1.GetClusterResponse
+	(*RemoveMemberRequest)(nil),  // 2: quotad.v1.RemoveMemberRequest
+	(*RemoveMemberResponse)(nil), // 3: quotad.v1.RemoveMemberResponse
+	(*ReplicateRequest)(nil),     // 4: quotad.v1.ReplicateRequest
+	(*ReplicateResponse)(nil),    // 5: quotad.v1.ReplicateResponse
+	(*HandoffRequest)(nil),       // 6: quotad.v1.HandoffRequest
+	(*HandoffResponse)(nil),      // 7: quotad.v1.HandoffResponse
+	(*Heartbeat)(nil),            // 8: quotad.v1.Heartbeat
+	(*RecordEntry)(nil),          // 9: quotad.v1.RecordEntry
+	(*Echo)(nil),                 // 10: quotad.v1.Echo
+	(*PoolState)(nil),            // 11: quotad.v1.PoolState
 }
 var file_quotad_v1_peer_proto_depIdxs = []int32{
-	2, // 0: quotad.v1.ReplicateRequest.pools:type_name -> quotad.v1.PoolState
-	0, // 1: quotad.v1.PeerService.Replicate:input_type -> quotad.v1.ReplicateRequest
-	1, // 2: quotad.v1.PeerService.Replicate:output_type -> quotad.v1.ReplicateResponse
-	2, // [2:3] is the sub-list for method output_type
-	1, // [1:2] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	11, // 0: quotad.v1.ReplicateRequest.pools:type_name -> quotad.v1.PoolState
+	11, // 1: quotad.v1.HandoffRequest.pools:type_name -> quotad.v1.PoolState
+	10, // 2: quotad.v1.Heartbeat.echoes:type_name -> quotad.v1.Echo
+	9,  // 3: quotad.v1.Heartbeat.record:type_name -> quotad.v1.RecordEntry
+	9,  // 4: quotad.v1.Heartbeat.removed:type_name -> quotad.v1.RecordEntry
+	4,  // 5: quotad.v1.PeerService.Replicate:input_type -> quotad.v1.ReplicateRequest
+	6,  // 6: quotad.v1.PeerService.Handoff:input_type -> quotad.v1.HandoffRequest
+	0,  // 7: quotad.v1.PeerService.GetCluster:input_type -> quotad.v1.GetClusterRequest
+	2,  // 8: quotad.v1.PeerService.RemoveMember:input_type -> quotad.v1.RemoveMemberRequest
+	5,  // 9: quotad.v1.PeerService.Replicate:output_type -> quotad.v1.ReplicateResponse
+	7,  // 10: quotad.v1.PeerService.Handoff:output_type -> quotad.v1.HandoffResponse
+	1,  // 11: quotad.v1.PeerService.GetCluster:output_type -> quotad.v1.GetClusterResponse
+	3,  // 12: quotad.v1.PeerService.RemoveMember:output_type -> quotad.v1.RemoveMemberResponse
+	9,  // [9:13] is the sub-list for method output_type
+	5,  // [5:9] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_quotad_v1_peer_proto_init() }
@@ -174,7 +774,7 @@ func file_quotad_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_quotad_v1_peer_proto_rawDesc), len(file_quotad_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
