@@ -229,16 +229,21 @@ func (n *Node) reconcile() {
 	for _, pool := range n.lim.Pools() {
 		owns, until := n.q.Owns(pool), n.q.GrantUntil(pool)
 		lease, owned := n.pools[pool]
-		switch {
-		case owned && !owns:
+		var leaseUntil int64
+		if owned {
+			leaseUntil = lease.until.Load()
+		}
+		switch decide(owned, leaseUntil, owns, until, now) {
+		case handOff:
 			lose = append(lose, change{pool: pool})
-		case owned && until > now && lease.until.Load() <= now:
-			// Another node may have served the pool while this one could not.
+		case retake:
 			gain = append(gain, change{pool: pool, until: until, lapse: true})
-		case owned && until > now:
-			lease.until.Store(until)
-		case !owned && owns && until > now:
+		case takeOver:
 			gain = append(gain, change{pool: pool, until: until})
+		case keepPool:
+			if owned && until > now {
+				lease.until.Store(until)
+			}
 		}
 	}
 	for pool := range n.pools {
