@@ -24,7 +24,7 @@ func TestReadmeWalkthrough(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	script := walkthrough(t, string(readme))
+	script := walkthrough(t, string(readme), "<!-- walkthrough")
 	n := testnode.Start(t, "--config", filepath.Join(root, "examples/quotad.yaml"), "--metrics-listen", "")
 	script = strings.ReplaceAll(script, "localhost:7070", n.Addr)
 
@@ -47,12 +47,44 @@ func TestReadmeWalkthrough(t *testing.T) {
 	}
 }
 
-// walkthrough returns the shell block that follows the walkthrough marker.
-func walkthrough(t *testing.T, readme string) string {
+// TestReadmeClusterWalkthrough runs the README's three-node example as written,
+// with the binary under test in place of `make build`'s.
+func TestReadmeClusterWalkthrough(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three nodes")
+	}
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := walkthrough(t, string(readme), "<!-- cluster-walkthrough")
+	script = strings.Replace(script, "make build\n", "", 1)
+	script = strings.ReplaceAll(script, "bin/quotad", testnode.Binary(t))
+	script = strings.ReplaceAll(script, "examples/quotad.yaml", filepath.Join(root, "examples/quotad.yaml"))
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
+	cmd.Dir = t.TempDir()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("cluster walk-through failed: %v\n%s", err, out)
+	}
+	if got := strings.Count(string(out), "hears:     127.0.0.1:7201 127.0.0.1:7202 127.0.0.1:7203"); got != 2 {
+		t.Errorf("want both nodes to hear all three members:\n%s", out)
+	}
+	if !strings.Contains(string(out), "owns:") {
+		t.Errorf("no pools owned:\n%s", out)
+	}
+}
+
+// walkthrough returns the shell block that follows marker.
+func walkthrough(t *testing.T, readme, marker string) string {
 	t.Helper()
-	_, after, ok := strings.Cut(readme, "<!-- walkthrough")
+	_, after, ok := strings.Cut(readme, marker)
 	if !ok {
-		t.Fatal("README.md has no walkthrough marker")
+		t.Fatalf("README.md has no %q marker", marker)
 	}
 	_, block, ok := strings.Cut(after, "```sh\n")
 	if !ok {
