@@ -5,10 +5,10 @@ package cluster
 type ownAction int
 
 const (
-	keepPool  ownAction = iota // nothing to do, or renew the lease of an owned pool
-	handOff                    // owned, no longer this node's: stop, send the final state
-	takeOver                   // this node's now: start from the best state it has
-	retake                     // owned, but its lease ran out before this renewal: another
+	keepPool ownAction = iota // nothing to do, or renew the lease of an owned pool
+	handOff                   // owned, no longer this node's: stop, send the final state
+	takeOver                  // this node's now: start from the best state it has
+	retake                    // owned, but its lease ran out before this renewal: another
 	// node may have served the pool meanwhile, so start again as a takeover
 )
 
