@@ -121,7 +121,7 @@ func runNode(ctx context.Context, s Settings, log *slog.Logger) error {
 		grpcOpts = append(grpcOpts, grpc.ChainUnaryInterceptor(n.cluster.Interceptor()))
 	} else if n.etcd != nil {
 		addr := advertised(lis.Addr())
-		reg := cluster.Register(n.etcd, cluster.Registered{ID: addr, Addr: addr}, cluster.RegistryOptions{Logger: log})
+		reg := cluster.Register(n.etcd, cluster.Registered{ID: addr, Addr: addr}, cluster.RegistryOptions{TTL: s.NodeTTL, Logger: log})
 		defer reg.Close()
 	}
 	gs := grpc.NewServer(grpcOpts...)
@@ -246,7 +246,7 @@ func (n *node) joinCluster(ctx context.Context, grpcAddr string) error {
 	}
 	n.cluster = node
 	if n.etcd != nil {
-		r := cluster.Register(n.etcd, cluster.Registered{ID: node.ID(), Addr: grpcAddr}, cluster.RegistryOptions{Logger: n.log})
+		r := cluster.Register(n.etcd, cluster.Registered{ID: node.ID(), Addr: grpcAddr}, cluster.RegistryOptions{TTL: n.settings.NodeTTL, Logger: n.log})
 		reg.Store(r)
 		context.AfterFunc(ctx, r.Close)
 	}

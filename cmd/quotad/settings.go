@@ -38,6 +38,7 @@ type Settings struct {
 	LogFormat        string
 	TenantLabelLimit int
 	MaxRecvBytes     int
+	NodeTTL          time.Duration
 	Etcd             EtcdSettings
 	Cluster          ClusterSettings
 }
@@ -122,6 +123,7 @@ func (s *Settings) defineFlags(fs *flag.FlagSet) {
 	fs.StringVar(&s.LogFormat, "log-format", "text", "log format: text or json")
 	fs.IntVar(&s.TenantLabelLimit, "tenant-label-limit", 100, "how many (pool, tenant) pairs get their own metric labels")
 	fs.IntVar(&s.MaxRecvBytes, "max-recv-bytes", 1<<20, "largest gRPC request accepted, in bytes")
+	fs.DurationVar(&s.NodeTTL, "etcd-node-ttl", 10*time.Second, "lease of the node's registration in etcd, whole seconds; in a cluster, a dead node's pools move once it expires")
 	s.Etcd.defineFlags(fs)
 	s.Cluster.defineFlags(fs)
 }
@@ -178,6 +180,9 @@ func (s Settings) check() []error {
 	}
 	if s.MaxRecvBytes <= 0 {
 		errs = append(errs, fmt.Errorf("max-recv-bytes %d must be positive", s.MaxRecvBytes))
+	}
+	if s.NodeTTL < time.Second || s.NodeTTL%time.Second != 0 {
+		errs = append(errs, fmt.Errorf("etcd-node-ttl %v must be whole seconds, at least 1s", s.NodeTTL))
 	}
 	if s.TenantLabelLimit < 0 {
 		errs = append(errs, fmt.Errorf("tenant-label-limit %d must not be negative", s.TenantLabelLimit))

@@ -22,7 +22,7 @@ func TestSettingsPrecedence(t *testing.T) {
 	want := Settings{
 		Config: cfg, Listen: "127.0.0.1:1111", MetricsListen: "127.0.0.1:7071", StateDir: "/from/env",
 		StateInterval: 3 * time.Second, ConfigInterval: time.Second, ShutdownGrace: 3 * time.Second,
-		LogLevel: "debug", LogFormat: "text", TenantLabelLimit: 100, MaxRecvBytes: 1 << 20,
+		LogLevel: "debug", LogFormat: "text", TenantLabelLimit: 100, MaxRecvBytes: 1 << 20, NodeTTL: 10 * time.Second,
 		Cluster: ClusterSettings{FenceAfter: time.Second, SuspectAfter: time.Second, Heartbeat: 100 * time.Millisecond},
 	}
 	if s != want {

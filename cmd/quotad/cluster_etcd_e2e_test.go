@@ -1,0 +1,56 @@
+package main_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/quotad/quotad/internal/clustertest"
+	"github.com/quotad/quotad/internal/etcdtest"
+)
+
+// TestClusterOnEtcdTwoNodesSurviveAKill: with etcd, the members of record are the
+// registered nodes, so two nodes are enough: when the owner of a pool is killed,
+// the survivor takes the pool once the dead node's registration is gone (TTL 2 s
+// here), and not before. Grants never exceed the limit.
+func TestClusterOnEtcdTwoNodesSurviveAKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs for about 10 s")
+	}
+	e := etcdtest.Start(t)
+	etcdtest.Put(t, e.Client(t), "/quotad/pools/shared", "limits: [{resource: requests, amount: 20, per: 1s}]\n")
+	etcdArgs := []string{"--etcd-endpoints", strings.Join(e.Endpoints(), ","), "--etcd-node-ttl", "2s"}
+	nodes := []*clustertest.Node{
+		clustertest.Start(t, "", clustertest.FreeGossipAddr(t), nil, etcdArgs...),
+		clustertest.Start(t, "", clustertest.FreeGossipAddr(t), nil, etcdArgs...),
+	}
+	clustertest.WaitFormed(t, nodes, 1, 10*time.Second)
+	owner := clustertest.Owner("shared", nodes)
+	survivor := clustertest.Others(nodes, owner)[0]
+	load := clustertest.StartLoad(t, "shared", clustertest.Addrs(nodes), 6)
+	clustertest.WaitFor(t, 5*time.Second, "grants flow", func() bool { return load.Count() > 20 })
+
+	owner.Kill()
+	killed := time.Now()
+	clustertest.WaitFor(t, 8*time.Second, "the survivor grants", func() bool {
+		_, ok := clustertest.FirstAfter(load.Grants(), killed)
+		return ok
+	})
+	first, _ := clustertest.FirstAfter(load.Grants(), killed)
+	gap := first.At.Sub(killed)
+	time.Sleep(2 * time.Second)
+	grants := load.Stop()
+	if gap < time.Second {
+		t.Errorf("the survivor granted %v after the kill: before the dead node's registration (TTL 2 s) can have expired", gap)
+	}
+	// Takeovers start empty, so the bucket never needs its capacity; 20 ms of
+	// refill cover grants timed at receipt.
+	if r := clustertest.ReplayBucket(grants, load.Start, 20, 20+0.4); !r.OK() {
+		t.Fatalf("over the limit: %v", r)
+	}
+	st, err := survivor.Status()
+	if err != nil || len(st.GetRecord()) != 1 || st.GetOwnedPools() != 1 {
+		t.Errorf("survivor after the kill: %v %v", st, err)
+	}
+	t.Logf("first grant %v after the kill", gap.Round(time.Millisecond))
+}
