@@ -245,6 +245,7 @@ func (n *node) joinCluster(ctx context.Context, grpcAddr string) error {
 		return err
 	}
 	n.cluster = node
+	n.metrics.Registry.MustRegister(node.Collector())
 	if n.etcd != nil {
 		r := cluster.Register(n.etcd, cluster.Registered{ID: node.ID(), Addr: grpcAddr}, cluster.RegistryOptions{TTL: n.settings.NodeTTL, Logger: n.log})
 		reg.Store(r)
