@@ -118,7 +118,10 @@ func StartNode(lim *limiter.Limiter, grpcAddr string, cfg NodeConfig) (*Node, er
 	fence.Incarnation = uint64(time.Now().UnixNano())
 	fence.Seeds = resolveAll(cfg.Gossip.Join, n.log)
 	fence.ExternalRecord = cfg.Record != nil
-	n.q = NewQuorum(fence, lim.Now())
+	q := NewQuorum(fence, lim.Now())
+	n.mu.Lock()
+	n.q = q // gossip may already deliver heartbeats (receive)
+	n.mu.Unlock()
 	n.publishRoute()
 	n.repl = NewReplicator(lim, n.heir, ReplicatorOptions{Self: fence.Self, Interval: cfg.ReplicateEvery, Logger: cfg.Logger})
 	n.fwd = NewForwarder(n, ForwardOptions{Self: fence.Self})
@@ -162,8 +165,13 @@ func (n *Node) receive(msg []byte) {
 		return
 	}
 	n.mu.Lock()
-	n.q.Receive(n.lim.Now(), hb)
-	n.mu.Unlock()
+	defer n.mu.Unlock()
+	if n.q == nil {
+		return // gossip started before the fence: peers send another heartbeat soon
+	}
+	if err := n.q.Receive(n.lim.Now(), hb); err != nil {
+		n.log.Warn("gossip heartbeat refused", "err", err)
+	}
 }
 
 func (n *Node) run(ctx context.Context) {
@@ -454,9 +462,13 @@ type peerServer struct {
 	n *Node
 }
 
-func (p peerServer) check(from string) error {
+// check admits calls from members of record. With handoff, it also admits a
+// member that left by draining: a leaving node takes itself out of the record
+// (Drain) and tells its peers in the heartbeat it sends before its handoffs, so
+// the handoffs usually arrive from a name no longer of record.
+func (p peerServer) check(from string, handoff bool) error {
 	p.n.mu.Lock()
-	member := slices.Contains(p.n.q.Record(), from)
+	member := slices.Contains(p.n.q.Record(), from) || handoff && drained(p.n.q, from)
 	p.n.mu.Unlock()
 	if !member {
 		p.n.log.Warn("peer call from a non-member dropped", "from", from)
@@ -465,8 +477,16 @@ func (p peerServer) check(from string) error {
 	return nil
 }
 
+// drained reports whether id was a member of record that this node heard
+// announce it is draining (graceful leave). Callers hold n.mu.
+func drained(q *Quorum, id string) bool {
+	_, known := q.record[id]
+	p := q.peers[id]
+	return known && p != nil && p.draining
+}
+
 func (p peerServer) Replicate(ctx context.Context, req *quotadv1.ReplicateRequest) (*quotadv1.ReplicateResponse, error) {
-	if err := p.check(req.GetFrom()); err != nil {
+	if err := p.check(req.GetFrom(), false); err != nil {
 		return nil, err
 	}
 	return p.n.store.Replicate(ctx, req)
@@ -486,7 +506,7 @@ func (p peerServer) RemoveMember(_ context.Context, req *quotadv1.RemoveMemberRe
 }
 
 func (p peerServer) Handoff(ctx context.Context, req *quotadv1.HandoffRequest) (*quotadv1.HandoffResponse, error) {
-	if err := p.check(req.GetFrom()); err != nil {
+	if err := p.check(req.GetFrom(), true); err != nil {
 		return nil, err
 	}
 	return p.n.store.Handoff(ctx, req)

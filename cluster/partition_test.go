@@ -209,7 +209,7 @@ func TestPartitionMajoritySideServesAndNothingOverdraws(t *testing.T) {
 	grants := load.Stop()
 	// The pool starts empty and every takeover starts empty: the bucket never
 	// needs its capacity; 20 ms of refill (0.4) cover grants timed at receipt.
-	replay := clustertest.ReplayBucket(grants, load.Start, 20, 20+0.4)
+	replay := clustertest.ReplayBucket(grants, load.Start, 20, 20+0.4, 20+0.4)
 	if !replay.OK() {
 		t.Fatalf("over the limit: %v", replay)
 	}

@@ -1,7 +1,9 @@
 package cluster
 
 import (
+	"fmt"
 	"math"
+	"net"
 	"slices"
 	"sort"
 	"time"
@@ -284,17 +286,29 @@ func (q *Quorum) Heartbeat(now int64) (*quotadv1.Heartbeat, []string) {
 	return hb, to
 }
 
-// Receive takes a peer's heartbeat, received at now.
-func (q *Quorum) Receive(now int64, hb *quotadv1.Heartbeat) {
+// MaxMembers bounds the members of record a node accepts, so that a bogus
+// heartbeat cannot inflate the record (and the majority) without end.
+const MaxMembers = 64
+
+// Receive takes a peer's heartbeat, received at now. A heartbeat that names a
+// member that is not a host:port, or would grow the record past MaxMembers, is
+// refused whole, with an error saying why.
+func (q *Quorum) Receive(now int64, hb *quotadv1.Heartbeat) error {
 	from := hb.GetFrom()
-	if from == "" || from == q.cfg.Self {
-		return
+	if from == q.cfg.Self {
+		return nil
+	}
+	if err := q.check(hb); err != nil {
+		return err
 	}
 	if !q.cfg.ExternalRecord {
 		q.merge(from, hb)
 	}
 	p := q.peers[from]
 	if p == nil {
+		if q.cfg.ExternalRecord && !q.isMember(from) {
+			return nil // not registered (yet): heard once it is
+		}
 		p = &peerState{}
 		q.peers[from] = p
 	}
@@ -302,7 +316,7 @@ func (q *Quorum) Receive(now int64, hb *quotadv1.Heartbeat) {
 	case hb.GetIncarnation() > p.inc: // a restart: its old echoes mean nothing now
 		p.inc, p.sentAt = hb.GetIncarnation(), 0
 	case hb.GetIncarnation() < p.inc:
-		return // from a process that has since restarted
+		return nil // from a process that has since restarted
 	}
 	if hb.GetSentAt() > p.sentAt {
 		p.sentAt, p.heardAt = hb.GetSentAt(), now
@@ -315,6 +329,31 @@ func (q *Quorum) Receive(now int64, hb *quotadv1.Heartbeat) {
 		}
 	}
 	q.Advance(now)
+	return nil
+}
+
+// check refuses a heartbeat with a malformed member id, or one whose record
+// would take this node's past MaxMembers.
+func (q *Quorum) check(hb *quotadv1.Heartbeat) error {
+	ids := []string{hb.GetFrom()}
+	if !q.cfg.ExternalRecord {
+		for _, e := range hb.GetRecord() {
+			ids = append(ids, e.GetId())
+		}
+	}
+	added := 0
+	for _, id := range ids {
+		if _, port, err := net.SplitHostPort(id); err != nil || port == "" {
+			return fmt.Errorf("heartbeat from %q: member id %q is not host:port", hb.GetFrom(), id)
+		}
+		if _, ok := q.record[id]; !ok {
+			added++
+		}
+	}
+	if !q.cfg.ExternalRecord && len(q.record)+added > MaxMembers {
+		return fmt.Errorf("heartbeat from %q: record would grow to %d members, more than %d", hb.GetFrom(), len(q.record)+added, MaxMembers)
+	}
+	return nil
 }
 
 // merge folds a heartbeat's record and removals into this node's (static mode).

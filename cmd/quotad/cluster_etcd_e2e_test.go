@@ -45,7 +45,7 @@ func TestClusterOnEtcdTwoNodesSurviveAKill(t *testing.T) {
 	}
 	// Takeovers start empty, so the bucket never needs its capacity; 20 ms of
 	// refill cover grants timed at receipt.
-	if r := clustertest.ReplayBucket(grants, load.Start, 20, 20+0.4); !r.OK() {
+	if r := clustertest.ReplayBucket(grants, load.Start, 20, 20+0.4, 20+0.4); !r.OK() {
 		t.Fatalf("over the limit: %v", r)
 	}
 	st, err := survivor.Status()

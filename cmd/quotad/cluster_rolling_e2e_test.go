@@ -38,7 +38,7 @@ func TestClusterRollingRestartKeepsServing(t *testing.T) {
 	grants := load.Stop()
 	// Takeovers start empty, handoffs continue exactly: the bucket never needs its
 	// capacity; 20 ms of refill cover grants timed at receipt.
-	if r := clustertest.ReplayBucket(grants, load.Start, 20, 20+0.4); !r.OK() {
+	if r := clustertest.ReplayBucket(grants, load.Start, 20, 20+0.4, 20+0.4); !r.OK() {
 		t.Fatalf("over the limit: %v", r)
 	}
 	gap, at := clustertest.MaxGap(grants, begin, end)
