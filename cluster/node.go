@@ -234,7 +234,8 @@ func (n *Node) reconcile() {
 		lapse bool // owned, but its lease ran out before this renewal
 	}
 	var lose, gain []change
-	for _, pool := range n.lim.Pools() {
+	pools := n.lim.Pools()
+	for _, pool := range pools {
 		owns, until := n.q.Owns(pool), n.q.GrantUntil(pool)
 		lease, owned := n.pools[pool]
 		var leaseUntil int64
@@ -254,9 +255,15 @@ func (n *Node) reconcile() {
 			}
 		}
 	}
-	for pool := range n.pools {
-		if !slices.Contains(n.lim.Pools(), pool) {
-			delete(n.pools, pool)
+	if len(n.pools) > 0 {
+		present := make(map[string]bool, len(pools))
+		for _, pool := range pools {
+			present[pool] = true
+		}
+		for pool := range n.pools {
+			if !present[pool] { // removed from the configuration
+				delete(n.pools, pool)
+			}
 		}
 	}
 	n.mu.Unlock()
