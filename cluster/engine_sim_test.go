@@ -121,7 +121,7 @@ func (e *simEngines) reconcile(s *simNet, n *simNode, now int64) {
 			eng.owned[pool] = false
 			p := eng.pools[pool]
 			p.Drain(limiter.ErrNotOwner)
-			if to, _, ok := q.Route(pool); ok && to != n.id {
+			if to, _, ok := q.Route(pool); ok && to != n.id && eng.lease[pool] > now {
 				s.send(simMsg{from: n.id, to: to, state: p.Snapshot(now, pool, time.Time{}), final: true})
 			}
 		case takeOver, retake:

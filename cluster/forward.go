@@ -120,7 +120,7 @@ func (f *Forwarder) Interceptor() grpc.UnaryServerInterceptor {
 			case forwarded:
 				return nil, notOwner(r.GetPool(), err)
 			case err == nil:
-				resp, err := f.forward(ctx, addr, info.FullMethod, req)
+				resp, err := f.forwardWhileOwner(ctx, addr, r.GetPool(), info.FullMethod, req)
 				if !retryable(err) {
 					return resp, err
 				}
@@ -171,6 +171,66 @@ func IsNotOwner(err error) bool {
 // re-sent Acquire keeps its request id, so it is never granted twice).
 func retryable(err error) bool {
 	return err != nil && (IsNotOwner(err) || status.Code(err) == codes.Unavailable)
+}
+
+// forwardWhileOwner forwards one call to the owner at addr, and gives it up, with
+// a retryable answer, once the router names another owner for pool. An owner
+// that stopped answering without closing its connections (a paused process, a
+// host cut off) would otherwise hold every call forwarded to it until the
+// callers' deadlines, while its pools are served elsewhere. The call given up is
+// not lost twice: an Acquire re-sent keeps its request id, and an old owner that
+// answers later is fenced by then.
+func (f *Forwarder) forwardWhileOwner(ctx context.Context, addr, pool, method string, req any) (any, error) {
+	attempt, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w := &ownerWatch{f: f, addr: addr, pool: pool, cancel: cancel}
+	w.mu.Lock()
+	w.timer = time.AfterFunc(f.opts.RetryEvery, w.check) // a timer, not a goroutine, per call
+	w.mu.Unlock()
+	resp, err := f.forward(attempt, addr, method, req)
+	moved := w.stop()
+	if err != nil && moved && ctx.Err() == nil {
+		return nil, status.Errorf(codes.Unavailable, "pool %q: owner %s replaced while the call waited there: %v", pool, addr, err)
+	}
+	return resp, err
+}
+
+// ownerWatch checks, every RetryEvery while a forwarded call waits, that its
+// pool's owner is still the node the call went to.
+type ownerWatch struct {
+	f      *Forwarder
+	addr   string
+	pool   string
+	cancel context.CancelFunc
+
+	mu      sync.Mutex // guards everything below
+	timer   *time.Timer
+	stopped bool
+	moved   bool
+}
+
+func (w *ownerWatch) check() {
+	now, self, err := w.f.router.Owner(w.pool)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped {
+		return
+	}
+	if err == nil && (self || now != w.addr) {
+		w.moved = true
+		w.cancel()
+		return
+	}
+	w.timer.Reset(w.f.opts.RetryEvery)
+}
+
+// stop ends the watch and reports whether the owner moved.
+func (w *ownerWatch) stop() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopped = true
+	w.timer.Stop()
+	return w.moved
 }
 
 // forward sends one call to the owner at addr, keeping the caller's deadline.

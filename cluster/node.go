@@ -277,15 +277,24 @@ func (n *Node) reconcile() {
 	}
 }
 
-// handOff stops serving pool and sends its final state to its new owner.
+// handOff stops serving pool and sends its final state to its new owner: final
+// only if this node's lease held until it stopped, so that nobody else can have
+// granted since it (re)took the pool.
 func (n *Node) handOff(pool string) {
 	n.mu.Lock()
+	lease := n.pools[pool]
 	delete(n.pools, pool)
 	to, addr, ok := n.q.Route(pool)
 	n.mu.Unlock()
 	st, err := n.lim.Disown(pool, time.Now())
 	if err != nil {
 		n.log.Warn("disowning pool", "pool", pool, "err", err)
+		return
+	}
+	if lease.until.Load() <= n.lim.Now() {
+		// The lease lapsed before the engine stopped: another node may have
+		// served the pool since, so this state is not final. The next owner
+		// takes over from a replica instead, with the takeover charge.
 		return
 	}
 	if !ok || to == n.ID() || addr == "" {
@@ -430,11 +439,14 @@ func (n *Node) Remove(id string) error {
 // for the handoffs within ctx, and leaves gossip.
 func (n *Node) Leave(ctx context.Context) error {
 	n.mu.Lock()
+	n.q.StopOwning(n.lim.Now())
+	n.mu.Unlock()
+	n.reconcile() // disowns every pool and sends the handoffs
+	// Only now, with the engine granting nothing, may peers take the pools at once.
+	n.mu.Lock()
 	n.q.Drain(n.lim.Now())
 	n.mu.Unlock()
 	n.publishRoute()
-	n.beat()
-	n.reconcile()
 	n.beat()
 	waited := make(chan struct{})
 	go func() { n.handoffs.Wait(); close(waited) }()
@@ -469,34 +481,49 @@ type peerServer struct {
 	n *Node
 }
 
-// check admits calls from members of record. With handoff, it also admits a
-// member that left by draining: a leaving node takes itself out of the record
-// (Drain) and tells its peers in the heartbeat it sends before its handoffs, so
-// the handoffs usually arrive from a name no longer of record.
-func (p peerServer) check(from string, handoff bool) error {
+// check admits calls from members of record (a member that left gracefully
+// stays one, so its handoffs are admitted).
+func (p peerServer) check(from string) error {
 	p.n.mu.Lock()
-	member := slices.Contains(p.n.q.Record(), from) || handoff && drained(p.n.q, from)
+	member := slices.Contains(p.n.q.Record(), from)
 	p.n.mu.Unlock()
 	if !member {
-		p.n.log.Warn("peer call from a non-member dropped", "from", from)
-		return status.Errorf(codes.PermissionDenied, "%q is not a member of this cluster", from)
+		p.n.log.Warn("peer call from a non-member dropped", "from", clip(from))
+		return status.Errorf(codes.PermissionDenied, "%q is not a member of this cluster", clip(from))
 	}
 	return nil
 }
 
-// drained reports whether id was a member of record that this node heard
-// announce it is draining (graceful leave). Callers hold n.mu.
-func drained(q *Quorum, id string) bool {
-	_, known := q.record[id]
-	p := q.peers[id]
-	return known && p != nil && p.draining
+// known keeps the states of pools this node has, logging the others.
+func (p peerServer) known(from string, states []*quotadv1.PoolState) []*quotadv1.PoolState {
+	pools := map[string]bool{}
+	for _, name := range p.n.lim.Pools() {
+		pools[name] = true
+	}
+	kept := states[:0:0]
+	for _, st := range states {
+		if pools[st.GetPool()] {
+			kept = append(kept, st)
+		} else {
+			p.n.log.Warn("peer state of an unknown pool dropped", "from", clip(from), "pool", clip(st.GetPool()))
+		}
+	}
+	return kept
+}
+
+// clip bounds a peer-supplied string in logs and errors.
+func clip(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "..."
+	}
+	return s
 }
 
 func (p peerServer) Replicate(ctx context.Context, req *quotadv1.ReplicateRequest) (*quotadv1.ReplicateResponse, error) {
-	if err := p.check(req.GetFrom(), false); err != nil {
+	if err := p.check(req.GetFrom()); err != nil {
 		return nil, err
 	}
-	return p.n.store.Replicate(ctx, req)
+	return p.n.store.Replicate(ctx, &quotadv1.ReplicateRequest{From: req.GetFrom(), Pools: p.known(req.GetFrom(), req.GetPools())})
 }
 
 func (p peerServer) GetCluster(context.Context, *quotadv1.GetClusterRequest) (*quotadv1.GetClusterResponse, error) {
@@ -513,8 +540,8 @@ func (p peerServer) RemoveMember(_ context.Context, req *quotadv1.RemoveMemberRe
 }
 
 func (p peerServer) Handoff(ctx context.Context, req *quotadv1.HandoffRequest) (*quotadv1.HandoffResponse, error) {
-	if err := p.check(req.GetFrom(), true); err != nil {
+	if err := p.check(req.GetFrom()); err != nil {
 		return nil, err
 	}
-	return p.n.store.Handoff(ctx, req)
+	return p.n.store.Handoff(ctx, &quotadv1.HandoffRequest{From: req.GetFrom(), Pools: p.known(req.GetFrom(), req.GetPools())})
 }

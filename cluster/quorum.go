@@ -41,9 +41,10 @@ import (
 // pools that move were theirs, and they will not use their certificates.
 //
 // Members of record: with etcd, the registered nodes (SetRecord). Without, the
-// configured seeds plus every node heard, minus those removed (graceful leave,
-// `quotad cluster remove`); records and removals spread with heartbeats. Changing
-// the record by one member at a time keeps every two majorities intersecting.
+// configured seeds plus every node heard, minus those removed (`quotad cluster
+// remove`); records and removals spread with heartbeats. Changing the record by
+// one member at a time keeps every two majorities intersecting. A member that
+// left gracefully stays of record (see Drain) but out of every view.
 //
 // Quorum is a plain data structure: no I/O, no clock (every method takes now, in
 // nanoseconds of the node's monotonic clock), not safe for concurrent use.
@@ -97,7 +98,8 @@ type Quorum struct {
 	removed map[string]uint64 // id -> incarnation removed (and every earlier one)
 	peers   map[string]*peerState
 
-	draining    bool
+	leaving     bool // owns nothing any more (StopOwning, Drain)
+	draining    bool // and said so (Drain)
 	certified   []string // sorted; nil before the first switch
 	latest      []string // sorted
 	latestSince int64    // when latest last changed
@@ -182,22 +184,36 @@ func (q *Quorum) Remove(id string) {
 	q.removed[id] = max(q.removed[id], q.record[id])
 }
 
-// Drain stops this node granting, for good, and announces it: peers then move its
-// pools without waiting. It also takes the node out of the members of record.
+// StopOwning is a graceful leave's first step: the node owns no pool from now
+// on, and its latest view leaves itself out (so its pools route to their next
+// owners), but it does not announce it yet. The caller stops its engine granting
+// (hands the pools off), then calls Drain.
+func (q *Quorum) StopOwning(now int64) {
+	q.leaving = true
+	q.Advance(now)
+}
+
+// Drain announces that this node has stopped granting, for good: peers then move
+// its pools without waiting. Call it only once the engine grants nothing (see
+// StopOwning).
+//
+// The node stays a member of record: if a graceful leave shrank the record, two
+// nodes leaving while the third is cut off would leave that one a cluster of one,
+// granting alone, while the two, restarted from their --join lists, form a
+// majority of three without it. Only `quotad cluster remove` shrinks the record.
 func (q *Quorum) Drain(now int64) {
-	q.draining = true
-	q.Remove(q.cfg.Self)
+	q.leaving, q.draining = true, true
 	q.Advance(now)
 }
 
 // Draining reports whether Drain was called.
 func (q *Quorum) Draining() bool { return q.draining }
 
-// computeLatest is the members this node hears: itself unless draining, and every
+// computeLatest is the members this node hears: itself unless leaving, and every
 // member of record heard within SuspectAfter that is not draining.
 func (q *Quorum) computeLatest(now int64) []string {
 	var view []string
-	if !q.draining && q.isMember(q.cfg.Self) {
+	if !q.leaving && q.isMember(q.cfg.Self) {
 		view = append(view, q.cfg.Self)
 	}
 	for id, p := range q.peers {
@@ -236,7 +252,7 @@ func (q *Quorum) onlyDrainedLeft() bool {
 		if slices.Contains(q.latest, id) {
 			continue
 		}
-		if id == q.cfg.Self && q.draining {
+		if id == q.cfg.Self && q.leaving {
 			continue
 		}
 		if p := q.peers[id]; p == nil || !p.draining {
@@ -375,7 +391,7 @@ func (q *Quorum) merge(from string, hb *quotadv1.Heartbeat) {
 // Owns reports whether this node vouches for itself as pool's owner: the owner in
 // both its views. Only then may it hold the pool's state as the one that counts.
 func (q *Quorum) Owns(pool string) bool {
-	return !q.draining && q.certified != nil &&
+	return !q.leaving && q.certified != nil &&
 		Owner(pool, q.certified) == q.cfg.Self && Owner(pool, q.latest) == q.cfg.Self
 }
 

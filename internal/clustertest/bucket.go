@@ -12,8 +12,8 @@ type Replay struct {
 	// grants overdrew the reference.
 	Lowest float64
 	// At is when (since the replay's start) the bucket was lowest, and Since is
-	// when it was last full before that: the interval [Since, At] held the
-	// Excess grants beyond what the bucket could pay.
+	// when it was last full before that (or the start): the interval [Since, At]
+	// held the Excess grants beyond what the bucket could pay.
 	At, Since time.Duration
 	Excess    float64
 }
@@ -22,22 +22,19 @@ type Replay struct {
 func (r Replay) OK() bool { return r.Lowest >= -1e-9 }
 
 func (r Replay) String() string {
-	return fmt.Sprintf("%d grants, lowest level %.2f at %v (full at %v)", r.Grants, r.Lowest,
+	return fmt.Sprintf("%d grants, lowest level %.2f at %v (full, or starting, at %v)", r.Grants, r.Lowest,
 		r.At.Round(time.Millisecond), r.Since.Round(time.Millisecond))
 }
 
 // ReplayBucket replays grants (one request each, in arrival order) through a
-// token bucket of rate per second and the given capacity, full at start; a
-// grant takes one request even when the bucket does not hold it (the level then
-// goes below zero).
-func ReplayBucket(grants []Grant, start time.Time, rate, capacity float64) Replay {
-	r := Replay{Grants: len(grants), Lowest: capacity}
-	level, last, full := capacity, time.Duration(0), time.Duration(0)
+// token bucket of rate per second and the given capacity, holding initial at
+// start; a grant takes one request even when the bucket does not hold it (the
+// level then goes below zero). Grants before start count as made at start.
+func ReplayBucket(grants []Grant, start time.Time, rate, capacity, initial float64) Replay {
+	r := Replay{Grants: len(grants), Lowest: max(capacity, initial)}
+	level, last, full := initial, time.Duration(0), time.Duration(0)
 	for _, g := range grants {
-		at := g.At.Sub(start)
-		if at < last { // arrival order, but be safe
-			at = last
-		}
+		at := max(g.At.Sub(start), last) // arrival order, but be safe
 		level += rate * (at - last).Seconds()
 		if level >= capacity {
 			level, full = capacity, at

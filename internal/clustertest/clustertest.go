@@ -149,8 +149,9 @@ func (n *Node) Status() (*quotadv1.GetClusterResponse, error) {
 }
 
 // Formed reports whether nodes form a cluster serving pools pools: each has all
-// of them (and only them) as members of record, hears them and vouches for them,
-// and together they own every pool. It says what is missing otherwise.
+// of them as members of record (a member killed stays one), hears them and
+// vouches for them (and no others), and together they own every pool. It says
+// what is missing otherwise.
 func Formed(nodes []*Node, pools int) (bool, string) {
 	want := IDs(nodes)
 	slices.Sort(want)
@@ -165,7 +166,12 @@ func Formed(nodes []*Node, pools int) (bool, string) {
 		owned += int(st.GetOwnedPools())
 		views = append(views, fmt.Sprintf("%s: record %v latest %v certified %v owns %d",
 			n.ID, st.GetRecord(), st.GetLatest(), st.GetCertified(), st.GetOwnedPools()))
-		if !slices.Equal(st.GetRecord(), want) || !slices.Equal(st.GetLatest(), want) || !slices.Equal(st.GetCertified(), want) {
+		for _, id := range want {
+			if !slices.Contains(st.GetRecord(), id) {
+				ok = false
+			}
+		}
+		if !slices.Equal(st.GetLatest(), want) || !slices.Equal(st.GetCertified(), want) {
 			ok = false
 		}
 	}
