@@ -98,8 +98,8 @@ type Quorum struct {
 	removed map[string]uint64 // id -> incarnation removed (and every earlier one)
 	peers   map[string]*peerState
 
-	leaving     bool // owns nothing any more (StopOwning, Drain)
-	draining    bool // and said so (Drain)
+	leaving     bool     // owns nothing any more (StopOwning, Drain)
+	draining    bool     // and said so (Drain)
 	certified   []string // sorted; nil before the first switch
 	latest      []string // sorted
 	latestSince int64    // when latest last changed
