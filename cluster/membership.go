@@ -230,8 +230,9 @@ func (m *Membership) Leave(timeout time.Duration) error {
 	return errors.Join(err, m.ml.Shutdown())
 }
 
-// Send sends msg to the node at the gossip address addr (host:port) in one
-// packet, best effort: encrypted with the gossip key, delivered to its OnMessage.
+// Send sends msg to the node at the gossip address addr (host:port), best effort:
+// encrypted with the gossip key, delivered to its OnMessage; one UDP packet when
+// it fits.
 func (m *Membership) Send(addr string, msg []byte) error {
 	host, port, err := splitHostPort(addr)
 	if err != nil {
@@ -245,8 +246,16 @@ func (m *Membership) Send(addr string, msg []byte) error {
 		}
 		ip = ips[0]
 	}
-	return m.ml.SendBestEffort(&memberlist.Node{Name: addr, Addr: ip, Port: uint16(port)}, msg)
+	to := &memberlist.Node{Name: addr, Addr: ip, Port: uint16(port)}
+	if len(msg) > maxPacket {
+		return m.ml.SendReliable(to, msg) // a large cluster's heartbeat: one TCP stream
+	}
+	return m.ml.SendBestEffort(to, msg)
 }
+
+// maxPacket is the largest message sent as one UDP packet: memberlist's default
+// UDP buffer (1400 bytes) less its framing, label and encryption overhead.
+const maxPacket = 1200
 
 // Shutdown stops gossip without a word to the peers (as a crash would).
 func (m *Membership) Shutdown() error { return m.ml.Shutdown() }
