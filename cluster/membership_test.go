@@ -107,3 +107,36 @@ func waitFor(t *testing.T, within time.Duration, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestSendDeliversSmallAndLargeMessages: a heartbeat fits a UDP packet in small
+// clusters; a larger one goes over TCP. Both arrive, encrypted.
+func TestSendDeliversSmallAndLargeMessages(t *testing.T) {
+	got := make(chan []byte, 2)
+	key := []byte("0123456789abcdef")
+	recv, err := StartMembership(MembershipConfig{Bind: "127.0.0.1:0", GossipKey: key, Timings: fastTimings,
+		OnMessage: func(b []byte) { got <- append([]byte(nil), b...) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { recv.Shutdown() })
+	send, err := StartMembership(MembershipConfig{Bind: "127.0.0.1:0", GossipKey: key, Timings: fastTimings})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { send.Shutdown() })
+	for _, size := range []int{100, 5000} {
+		msg := make([]byte, size)
+		msg[size-1] = 7
+		if err := send.Send(recv.Addr(), msg); err != nil {
+			t.Fatalf("send %d bytes: %v", size, err)
+		}
+		select {
+		case b := <-got:
+			if len(b) != size || b[size-1] != 7 {
+				t.Fatalf("received %d bytes, want %d", len(b), size)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%d-byte message not delivered", size)
+		}
+	}
+}
