@@ -13,7 +13,7 @@ PY          := $(VENV)/bin/python
 PYCLIENT    := $(CURDIR)/clients/python
 PYPROTO     := $(PYCLIENT)/src/quotad/_proto
 
-.PHONY: all build run test lint vet fmt-check buf-lint generate check-generated go-test py-test py-generate bench bench-go grpcurl clean
+.PHONY: all build run test lint vet fmt-check buf-lint generate check-generated go-test py-test py-generate bench bench-cluster bench-go grpcurl clean
 
 all: build
 
@@ -105,6 +105,15 @@ grpcurl:
 bench: build
 	$(GO) build -o $(BIN)/quotad-bench ./bench/cmd/quotad-bench
 	$(BIN)/quotad-bench -quotad $(BIN)/quotad -json bench/results/latest.json
+
+## bench-cluster: the cluster benchmarks against 3 quotad nodes (accuracy and
+## failover under gubernator's load, forwarded against local calls, the standard
+## scenario's quotad mode); about 5 minutes. Prints the tables and writes
+## bench/results/cluster.json (see bench/README.md, "Cluster").
+bench-cluster: build
+	$(GO) build -o $(BIN)/quotad-bench ./bench/cmd/quotad-bench
+	$(BIN)/quotad-bench -quotad $(BIN)/quotad -scenarios cluster-accuracy,cluster-failover,cluster-forward,standard \
+		-modes quotad -quotad-nodes 3 -json bench/results/cluster.json
 
 ## bench-go: the Go micro-benchmarks of the engine and the server.
 bench-go:

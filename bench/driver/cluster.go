@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -107,6 +109,20 @@ func startClusterOnce(ctx context.Context, bin, cfg string, n int) (*quotadClust
 			return nil, fmt.Errorf("connecting to %s: %w", nd.Addr, err)
 		}
 		c.conns = append(c.conns, conn)
+	}
+	return c, nil
+}
+
+// startFormedCluster starts a cluster (see startCluster) and waits until it has
+// formed, its nodes owning pools pools between them.
+func startFormedCluster(ctx context.Context, bin, dir string, n int, yaml string, pools int) (*quotadCluster, error) {
+	c, err := startCluster(ctx, bin, dir, n, yaml)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.waitFormed(ctx, pools, time.Now()); err != nil {
+		c.Stop()
+		return nil, err
 	}
 	return c, nil
 }
@@ -282,6 +298,7 @@ func (c *quotadCluster) Stop() {
 	for _, conn := range c.conns {
 		conn.Close()
 	}
+	c.conns = nil
 }
 
 // CPU returns the CPU time the nodes still running have used so far.
@@ -345,4 +362,37 @@ func scrapeCounter(addr, name, pool string) (int64, error) {
 		}
 	}
 	return 0, sc.Err()
+}
+
+// ownershipRE matches the log lines of a node about pool ownership.
+var ownershipRE = regexp.MustCompile(`^time=(\S+) level=\S+ msg="?(pool owned|pool handed off|handoff failed[^"]*|taking pool over|disowning pool)"?(.*)$`)
+
+// OwnershipLog returns the nodes' log lines about pool ownership, in time
+// order, as "+12.345 s node 1: pool owned pool=... how=..." (time since since,
+// to the millisecond of the log). Call it after Stop to have every line.
+func (c *quotadCluster) OwnershipLog(since time.Time) []string {
+	type line struct {
+		at   time.Time
+		text string
+	}
+	var lines []line
+	for i, n := range c.nodes {
+		for l := range strings.Lines(n.Log()) {
+			m := ownershipRE.FindStringSubmatch(strings.TrimSpace(l))
+			if m == nil {
+				continue
+			}
+			at, err := time.Parse(time.RFC3339Nano, m[1])
+			if err != nil {
+				continue
+			}
+			lines = append(lines, line{at, fmt.Sprintf("node %d: %s%s", i, m[2], m[3])})
+		}
+	}
+	slices.SortStableFunc(lines, func(a, b line) int { return a.at.Compare(b.at) })
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		out[i] = fmt.Sprintf("%+.3f s %s", l.at.Sub(since).Seconds(), l.text)
+	}
+	return out
 }

@@ -22,4 +22,12 @@
 //
 // RunThroughput measures a quotad node's Acquire+Report rate beside a bare
 // gRPC health-check rate against the same process.
+//
+// The cluster scenarios run quotad as a cluster of processes on loopback (see
+// quotadCluster): RunClusterLoad is gubernator's accuracy load (workers on every
+// node Acquiring 1 request and Reporting at once, flat out), optionally with the
+// pool's owner killed or stopped during it, checked against a reference token
+// bucket; RunClusterForward compares calls sent to the pool's owner, to a node
+// that forwards them, and to a node on its own. Scenario.QuotadNodes runs a
+// fleet's quotad mode against a cluster.
 package driver

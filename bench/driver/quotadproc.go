@@ -17,6 +17,14 @@ import (
 // Linux for every architecture that Go supports).
 const clockTicks = 100
 
+// quotadService is quotad as a fleet uses it: one node or a cluster.
+type quotadService interface {
+	// CPU returns the CPU time its processes have used so far.
+	CPU() (time.Duration, error)
+	// Stop ends its processes.
+	Stop()
+}
+
 // quotadNode is a quotad process serving one configuration on loopback.
 type quotadNode struct {
 	*quotadproc.Node

@@ -15,6 +15,9 @@ type Results struct {
 	Machine    Machine           `json:"machine"`
 	Scenarios  []ScenarioResult  `json:"scenarios"`
 	Throughput *ThroughputResult `json:"throughput,omitempty"`
+	// The cluster scenarios: accuracy and failover loads, forwarding cost.
+	ClusterLoads []ClusterLoadResult `json:"cluster_loads,omitempty"`
+	Forward      *ForwardResult      `json:"forward,omitempty"`
 }
 
 // Machine describes where the results were measured.
@@ -55,11 +58,15 @@ func (m Machine) String() string {
 	return s
 }
 
-// WriteTable writes r as Markdown tables: one per scenario with its modes
-// side by side, then the throughput scenario.
+// WriteTable writes r as Markdown tables: the cluster scenarios, then one per
+// fleet scenario with its modes side by side, then the throughput scenario.
 func WriteTable(w io.Writer, r Results) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Measured %s on %s.\n", r.Date.UTC().Format("2006-01-02 15:04 MST"), r.Machine)
+	writeClusterLoads(&b, r.ClusterLoads)
+	if r.Forward != nil {
+		writeForward(&b, *r.Forward)
+	}
 	for _, sr := range r.Scenarios {
 		writeScenario(&b, sr)
 	}
@@ -76,6 +83,10 @@ func writeScenario(b *strings.Builder, sr ScenarioResult) {
 		sc.Name, sc.Services, sc.Tasks, sc.CallsPerTask, sc.Requests, sc.Tokens, sc.Period)
 	b.WriteString("| |")
 	for _, m := range sr.Modes {
+		if m.Mode == ModeQuotad && sc.QuotadNodes > 1 {
+			fmt.Fprintf(b, " %s (%d nodes) |", m.Mode, sc.QuotadNodes)
+			continue
+		}
 		fmt.Fprintf(b, " %s |", m.Mode)
 	}
 	b.WriteString("\n|---|")

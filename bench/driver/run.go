@@ -91,19 +91,35 @@ func runMode(ctx context.Context, sc Scenario, m Mode, sim *providersim.Server, 
 		specs[i] = ServiceSpec{Mode: m, Index: i, Name: fmt.Sprintf("svc-%d", i), Scenario: sc,
 			SimURL: simURL, APIKey: apiKey, Model: model}
 	}
-	var node *quotadNode
+	var node quotadService
 	if m == ModeQuotad {
 		dir, err := os.MkdirTemp("", "quotad-bench-")
 		if err != nil {
 			return ModeResult{}, fmt.Errorf("temp dir: %w", err)
 		}
 		defer os.RemoveAll(dir)
-		if node, err = startQuotad(ctx, opts.QuotadBin, dir, sc.poolYAML(benchPool)); err != nil {
-			return ModeResult{}, err
+		var addrsOf func(service int) []string
+		if sc.QuotadNodes > 1 {
+			c, err := startFormedCluster(ctx, opts.QuotadBin, dir, sc.QuotadNodes, sc.poolYAML(benchPool), 1)
+			if err != nil {
+				return ModeResult{}, err
+			}
+			node = c
+			progress(opts.Progress, "%s: %d quotad nodes formed a cluster; pool %s owned by node %d",
+				sc.Name, sc.QuotadNodes, benchPool, c.OwnerIndex(benchPool))
+			// Services spread over the nodes, each failing over to the others.
+			addrsOf = func(i int) []string { return c.AddrsFrom(i % sc.QuotadNodes) }
+		} else {
+			n, err := startQuotad(ctx, opts.QuotadBin, dir, sc.poolYAML(benchPool))
+			if err != nil {
+				return ModeResult{}, err
+			}
+			node = n
+			addrsOf = func(int) []string { return []string{n.Addr} }
 		}
 		defer node.Stop()
 		for i := range specs {
-			specs[i].QuotadAddr, specs[i].Pool = node.Addr, benchPool
+			specs[i].QuotadAddrs, specs[i].Pool = addrsOf(i), benchPool
 		}
 	}
 	f, err := startFleet(ctx, opts.ServiceCommand, specs)

@@ -55,6 +55,12 @@ type Scenario struct {
 	// (empty for periods up to a minute) stands.
 	QuotadInitial string `json:"quotad_initial,omitempty"`
 
+	// QuotadNodes, when above 1, runs ModeQuotad against a cluster of that many
+	// nodes: service i calls node i mod QuotadNodes and fails over to the
+	// others; the pool's owner serves the calls of the other nodes' services
+	// forwarded.
+	QuotadNodes int `json:"quotad_nodes,omitempty"`
+
 	// ReportHeaders makes ModeQuotad pass the provider's rate-limit headers
 	// with every Report, not only with a 429's.
 	ReportHeaders bool `json:"report_headers,omitempty"`
@@ -133,6 +139,8 @@ func (s Scenario) Validate() error {
 		return fmt.Errorf("scenario %s: services, tasks and calls per task must be at least 1", s.Name)
 	case s.Period <= 0 || s.Requests < 1 || s.Tokens < 1:
 		return fmt.Errorf("scenario %s: period, requests and tokens must be positive", s.Name)
+	case s.QuotadNodes < 0:
+		return fmt.Errorf("scenario %s: quotad nodes %d must not be negative", s.Name, s.QuotadNodes)
 	case s.Semaphore < 1 || s.MaxRetries < 0:
 		return fmt.Errorf("scenario %s: semaphore must be at least 1 and max retries not negative", s.Name)
 	case s.Timeout <= 0 || s.Warmup < 0:

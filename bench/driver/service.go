@@ -25,9 +25,10 @@ type ServiceSpec struct {
 	SimURL string `json:"sim_url"`
 	APIKey string `json:"api_key"`
 	Model  string `json:"model"`
-	// QuotadAddr and Pool are set in ModeQuotad.
-	QuotadAddr string `json:"quotad_addr,omitempty"`
-	Pool       string `json:"pool,omitempty"`
+	// QuotadAddrs and Pool are set in ModeQuotad: the node the service calls,
+	// then the nodes it fails over to (against a cluster).
+	QuotadAddrs []string `json:"quotad_addrs,omitempty"`
+	Pool        string   `json:"pool,omitempty"`
 }
 
 // Record is what happened to one call. Times are Unix nanoseconds.
@@ -156,7 +157,7 @@ func newCaller(ctx context.Context, spec ServiceSpec) (callFunc, func(), error) 
 			retry.call(ctx, p, c, rec)
 		}, closeHTTP, nil
 	case ModeQuotad:
-		client, err := quotad.Dial(ctx, []string{spec.QuotadAddr})
+		client, err := quotad.Dial(ctx, spec.QuotadAddrs)
 		if err != nil {
 			return nil, nil, fmt.Errorf("dialing quotad: %w", err)
 		}

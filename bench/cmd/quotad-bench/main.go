@@ -6,12 +6,17 @@
 //
 //	quotad-bench [-scenarios standard,throughput] [-modes none,semaphore,quotad]
 //	             [-quotad PATH] [-json FILE] [-calls N] [-seed N] [-quotad-initial LEVEL]
-//	             [-report-headers] [-trace DIR]
+//	             [-quotad-nodes N] [-report-headers] [-trace DIR]
 //
 // Scenarios: standard and smoke (fleets of service processes, every mode side
-// by side; see bench/driver) and throughput (one quotad node's Acquire+Report
-// rate beside a gRPC health-check rate). -quotad defaults to the quotad binary
-// next to this one. Progress goes to stderr.
+// by side; see bench/driver; with -quotad-nodes 3 the quotad mode runs against
+// a 3-node cluster), throughput (one quotad node's Acquire+Report rate beside a
+// gRPC health-check rate), and the cluster scenarios on 3 nodes:
+// cluster-accuracy (gubernator's accuracy load), cluster-failover (the same
+// load, the pool's owner killed with kill -9, then in a second run stopped with
+// SIGTERM; cluster-failover-kill and cluster-failover-term run one of them) and
+// cluster-forward (local against forwarded calls). -quotad
+// defaults to the quotad binary next to this one. Progress goes to stderr.
 //
 // `quotad-bench service` is a service process of a fleet: it reads its spec on
 // stdin (see driver.ServeService) and is started by quotad-bench itself.
@@ -60,11 +65,12 @@ type config struct {
 	initial   string
 	headers   bool
 	traceDir  string
+	nodes     int
 }
 
 func parseFlags(args []string) (config, error) {
 	fs := flag.NewFlagSet("quotad-bench", flag.ContinueOnError)
-	scenarios := fs.String("scenarios", "standard,throughput", "scenarios to run, comma-separated: standard, smoke, throughput")
+	scenarios := fs.String("scenarios", "standard,throughput", "scenarios to run, comma-separated: standard, smoke, throughput, cluster-accuracy, cluster-failover (or one of its runs: cluster-failover-kill, cluster-failover-term), cluster-forward")
 	modes := fs.String("modes", "none,semaphore,quotad", "modes of the fleet scenarios, comma-separated")
 	var c config
 	fs.StringVar(&c.quotadBin, "quotad", "", "quotad binary (default: quotad next to this binary)")
@@ -73,6 +79,7 @@ func parseFlags(args []string) (config, error) {
 	fs.Uint64Var(&c.seed, "seed", 0, "workload and simulator seed (0: the scenario's own)")
 	fs.StringVar(&c.traceDir, "trace", "", "write the simulator's events and every call's record of each mode into this directory")
 	fs.BoolVar(&c.headers, "report-headers", false, "quotad mode: send the provider's rate-limit headers with every Report")
+	fs.IntVar(&c.nodes, "quotad-nodes", 1, "standard and smoke: run the quotad mode against a cluster of this many nodes")
 	fs.StringVar(&c.initial, "quotad-initial", "", "initial level of the quotad pool's buckets: empty, full or a fraction (default: quotad's default)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -126,6 +133,37 @@ func run(ctx context.Context, args []string, out, logw io.Writer) error {
 	res := driver.Results{Date: time.Now(), Machine: driver.ThisMachine()}
 	known := driver.Scenarios()
 	for _, name := range c.scenarios {
+		switch name {
+		case "cluster-accuracy", "cluster-failover", "cluster-failover-kill", "cluster-failover-term":
+			loads := map[string][]driver.ClusterLoad{
+				"cluster-accuracy":      {driver.ClusterAccuracy()},
+				"cluster-failover":      {driver.ClusterFailover(), driver.ClusterLeave()},
+				"cluster-failover-kill": {driver.ClusterFailover()},
+				"cluster-failover-term": {driver.ClusterLeave()},
+			}[name]
+			for _, cl := range loads {
+				fmt.Fprintf(logw, "%s: %d nodes x %d workers, %d requests per %v, %v\n", cl.Name, cl.Nodes, cl.WorkersPerNode, cl.Limit, cl.Period, cl.Duration)
+				r, err := driver.RunClusterLoad(ctx, cl, c.quotadBin, logw)
+				if err != nil {
+					return fmt.Errorf("%s: %w", cl.Name, err)
+				}
+				for reason, n := range r.Errors {
+					fmt.Fprintf(logw, "%s: %d Acquire errors: %s\n", cl.Name, n, reason)
+				}
+				for reason, n := range r.ReportErrors {
+					fmt.Fprintf(logw, "%s: %d Report errors: %s\n", cl.Name, n, reason)
+				}
+				res.ClusterLoads = append(res.ClusterLoads, r)
+			}
+			continue
+		case "cluster-forward":
+			r, err := driver.RunClusterForward(ctx, driver.StandardClusterForward(), c.quotadBin, logw)
+			if err != nil {
+				return fmt.Errorf("cluster-forward: %w", err)
+			}
+			res.Forward = &r
+			continue
+		}
 		if name == "throughput" {
 			tp := driver.StandardThroughput()
 			fmt.Fprintf(logw, "throughput: %d callers, %v per loop\n", tp.Callers, tp.Duration)
@@ -147,6 +185,9 @@ func run(ctx context.Context, args []string, out, logw io.Writer) error {
 			sc.Seed = c.seed
 		}
 		sc.QuotadInitial, sc.ReportHeaders = c.initial, c.headers
+		if c.nodes > 1 {
+			sc.QuotadNodes = c.nodes
+		}
 		sr, err := driver.Run(ctx, sc, opts)
 		if err != nil {
 			return err
