@@ -17,21 +17,28 @@ func (p *Pool) TakeOver(now int64) {
 	p.tick(now)
 	defer p.serve(now)
 	for r := Resource(0); r < numResources; r++ {
-		most := int64(-1) // the tightest level among r's limits
+		tightest := -1 // the bucket of r's limits holding the least
 		for i := range p.buckets {
-			if p.cfg.Limits[i].Resource == r {
-				level := max(p.buckets[i].level(now), 0)
-				if most < 0 || level < most {
-					most = level
-				}
+			if p.cfg.Limits[i].Resource == r && (tightest < 0 || p.buckets[i].level(now) < p.buckets[tightest].level(now)) {
+				tightest = i
 			}
 		}
-		if most <= 0 {
+		if tightest < 0 {
 			continue
 		}
+		t := &p.buckets[tightest]
+		held := t.rate.capNs - t.deficit(now) // its refill in hand, part of a unit included
+		if held <= 0 {
+			continue
+		}
+		units := t.rate.unitsInUp(held)
 		for i := range p.buckets {
 			if b := &p.buckets[i]; p.cfg.Limits[i].Resource == r {
-				b.debit(now, b.rate.nsFor(most))
+				if i == tightest {
+					b.debit(now, held) // exactly empty: not even part of a unit is left
+				} else {
+					b.debit(now, b.rate.nsFor(units))
+				}
 			}
 		}
 	}
