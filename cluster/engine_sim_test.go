@@ -33,6 +33,16 @@ type refBucket struct {
 	level   float64 // requests
 	at      int64   // real time of level
 	granted int
+	started bool
+}
+
+// start sets the bucket at the first takeover to less than one request: before
+// it nobody granted, so the provider's bucket may be that low then (a takeover
+// charges whole requests).
+func (b *refBucket) start(now int64) {
+	if !b.started {
+		b.started, b.level, b.at = true, 1, now
+	}
 }
 
 func (b *refBucket) grant(t *testing.T, pool string, now int64) {
@@ -129,14 +139,19 @@ func (e *simEngines) reconcile(s *simNet, n *simNode, now int64) {
 			takeover := true
 			if r, ok := eng.replicas[pool]; ok {
 				delete(eng.replicas, pool)
-				if err := p.Restore(now, r.st, time.Duration(now-r.arrived)); err != nil {
+				takeover = !(r.final && now-r.arrived <= lag)
+				elapsed := time.Duration(now - r.arrived)
+				if !takeover {
+					elapsed = 0 // as Node.takeOver: a handoff is not refilled
+				}
+				if err := p.Restore(now, r.st, elapsed); err != nil {
 					s.t.Fatal(err)
 				}
-				takeover = !(r.final && now-r.arrived <= lag)
 			}
 			if takeover {
 				p.TakeOver(now)
 			}
+			e.ref[pool].start(s.now)
 			eng.owned[pool], eng.lease[pool] = true, until
 		case keepPool:
 			if eng.owned[pool] && until > now {
@@ -196,5 +211,44 @@ func TestEngineSimNeverOverTheLimitUnderChaos(t *testing.T) {
 				s.run(time.Duration(s.rng.Int64N(int64(1500*time.Millisecond))) + 50*time.Millisecond)
 			}
 		})
+	}
+}
+
+// leave is Node.Leave in the simulation: stop the engine, then announce.
+func (s *simNet) leave(n *simNode) {
+	now := n.clock(s.now)
+	n.q.StopOwning(now)
+	s.engines.reconcile(s, n, now)
+	n.q.Drain(now)
+}
+
+// TestEngineSimHandoffOvertakenByAnotherOwner: the owner of a pool leaves
+// gracefully and hands it to the next in rank, which it hears but the others do
+// not. They move the pool at once (the leaver is draining) to the third in rank,
+// which serves it. Then the second is heard again and the pool moves to it,
+// about one fence later, well within the time a handoff counts as recent: it may
+// continue the handoff, but not refill it for the time since, which the third
+// spent.
+func TestEngineSimHandoffOvertakenByAnotherOwner(t *testing.T) {
+	s := newEngineSim(t, 11, 5)
+	pool := s.engines.pools[0]
+	ranked := Rank(pool, s.order)
+	a, b, c := s.nodes[ranked[0]], s.nodes[ranked[1]], s.nodes[ranked[2]]
+	s.run(2 * time.Second)
+	for _, id := range ranked[2:] {
+		s.cut[[2]string{b.id, id}], s.cut[[2]string{id, b.id}] = true, true
+	}
+	s.run(1500 * time.Millisecond)
+	s.leave(a) // hands the pool to b, which a still hears
+	s.run(200 * time.Millisecond)
+	if !c.eng.owned[pool] {
+		t.Fatalf("%s does not serve %s", c.id, pool)
+	}
+	// b is heard again by all but c.
+	clear(s.cut)
+	s.cut[[2]string{b.id, c.id}], s.cut[[2]string{c.id, b.id}] = true, true
+	s.run(3 * time.Second)
+	if !b.eng.owned[pool] {
+		t.Fatalf("%s does not serve %s", b.id, pool)
 	}
 }

@@ -35,6 +35,9 @@ func FuzzHeartbeat(f *testing.F) {
 		if n := len(q.Record()); n > MaxMembers {
 			t.Fatalf("record of %d members", n)
 		}
+		if len(q.removed) > len(q.record) {
+			t.Fatalf("%d removals of %d members", len(q.removed), len(q.record))
+		}
 		for _, id := range q.Latest() {
 			if !q.isMember(id) {
 				t.Fatalf("latest view holds %q, not of record", id)

@@ -109,9 +109,10 @@ type Membership struct {
 	onMessage func([]byte)
 	changes   chan struct{} // signalled (never blocking) on every change
 
-	mu      sync.Mutex // guards members and meta
+	mu      sync.Mutex // guards members, meta and sending
 	members map[string]Member
 	meta    nodeMeta
+	sending map[string]bool // addresses a message is being sent to in the background
 }
 
 // StartMembership starts gossip and joins the peers in cfg.Join (those it can
@@ -126,6 +127,7 @@ func StartMembership(cfg MembershipConfig) (*Membership, error) {
 		onMessage: cfg.OnMessage,
 		changes:   make(chan struct{}, 1),
 		members:   make(map[string]Member),
+		sending:   make(map[string]bool),
 		meta:      nodeMeta{GRPC: cfg.GRPC, Format: StateFormat},
 	}
 	mc := memberlist.DefaultLANConfig()
@@ -232,12 +234,41 @@ func (m *Membership) Leave(timeout time.Duration) error {
 
 // Send sends msg to the node at the gossip address addr (host:port), best effort:
 // encrypted with the gossip key, delivered to its OnMessage; one UDP packet when
-// it fits.
+// it fits. It does not wait for an unreachable peer: a message that needs a name
+// resolved or a TCP stream goes on in the background, one at a time per address
+// (Send fails while the previous one is still on its way). msg must not change
+// afterwards.
 func (m *Membership) Send(addr string, msg []byte) error {
 	host, port, err := splitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("gossip address %q: %w", addr, err)
 	}
+	if ip := net.ParseIP(host); ip != nil && len(msg) <= maxPacket {
+		return m.ml.SendBestEffort(&memberlist.Node{Name: addr, Addr: ip, Port: uint16(port)}, msg)
+	}
+	m.mu.Lock()
+	if m.sending[addr] {
+		m.mu.Unlock()
+		return fmt.Errorf("gossip address %q: the previous message is still on its way", addr)
+	}
+	m.sending[addr] = true
+	m.mu.Unlock()
+	go func() {
+		defer func() {
+			m.mu.Lock()
+			delete(m.sending, addr)
+			m.mu.Unlock()
+		}()
+		if err := m.sendSlow(addr, host, port, msg); err != nil {
+			m.log.Debug("gossip message not sent", "to", addr, "err", err)
+		}
+	}()
+	return nil
+}
+
+// sendSlow resolves host if need be, and sends msg over TCP when it does not fit
+// a packet.
+func (m *Membership) sendSlow(addr, host string, port int, msg []byte) error {
 	ip := net.ParseIP(host)
 	if ip == nil {
 		ips, err := net.LookupIP(host)

@@ -2,10 +2,14 @@ package cluster
 
 import (
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/memberlist"
 )
 
 var fastTimings = Timings{ProbeInterval: 100 * time.Millisecond, ProbeTimeout: 50 * time.Millisecond, GossipInterval: 50 * time.Millisecond, SuspicionMult: 2}
@@ -137,6 +141,68 @@ func TestSendDeliversSmallAndLargeMessages(t *testing.T) {
 			}
 		case <-time.After(5 * time.Second):
 			t.Fatalf("%d-byte message not delivered", size)
+		}
+	}
+}
+
+// blackholeTransport is memberlist's transport, but a stream dialed to blackhole
+// takes its whole timeout to fail, as to a host that drops every packet.
+type blackholeTransport struct {
+	*memberlist.NetTransport
+	blackhole string
+}
+
+func (bt *blackholeTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
+	if a.Addr == bt.blackhole {
+		time.Sleep(timeout)
+		return nil, fmt.Errorf("dial %s: i/o timeout", a.Addr)
+	}
+	return bt.NetTransport.DialAddressTimeout(a, timeout)
+}
+
+// TestSendDoesNotWaitForAnUnreachablePeer: a heartbeat too large for a packet
+// goes over TCP; to a peer that does not answer, the dial takes its timeout
+// (seconds). The node's loop sends every peer its heartbeat and renews its
+// leases in turn, so Send must not wait for it: the other peers still get theirs.
+func TestSendDoesNotWaitForAnUnreachablePeer(t *testing.T) {
+	got := make(chan []byte, 4)
+	recv, err := StartMembership(MembershipConfig{Bind: "127.0.0.1:0", Timings: fastTimings,
+		OnMessage: func(b []byte) { got <- append([]byte(nil), b...) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { recv.Shutdown() })
+	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{"127.0.0.1"}, BindPort: 0,
+		Logger: log.New(io.Discard, "", 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const dead = "127.0.0.1:9"
+	send, err := StartMembership(MembershipConfig{Bind: fmt.Sprintf("127.0.0.1:%d", nt.GetAutoBindPort()), Timings: fastTimings,
+		Transport: &blackholeTransport{NetTransport: nt, blackhole: dead}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { send.Shutdown() })
+	msg := make([]byte, 5000)
+	var took time.Duration
+	for range 3 { // three heartbeats, 100 ms apart
+		start := time.Now()
+		send.Send(dead, msg)
+		if err := send.Send(recv.Addr(), msg); err != nil {
+			t.Fatal(err)
+		}
+		took += time.Since(start)
+		time.Sleep(100 * time.Millisecond)
+	}
+	if took > 300*time.Millisecond {
+		t.Errorf("three rounds of sends took %v: each waited for the unreachable peer", took)
+	}
+	for range 3 {
+		select {
+		case <-got:
+		case <-time.After(5 * time.Second):
+			t.Fatal("heartbeat to the live peer not delivered")
 		}
 	}
 }

@@ -80,6 +80,10 @@ type Node struct {
 	q     *Quorum
 	pools map[string]*poolLease // pools this node owns
 
+	// reconciling serializes reconcile (the run loop's and Leave's): each
+	// decides on what it saw under mu, and acts after.
+	reconciling sync.Mutex
+
 	route atomic.Pointer[routeTable] // the latest view, for lock-free routing
 
 	handoffs sync.WaitGroup
@@ -225,6 +229,8 @@ func (n *Node) beat() {
 // are handed off, pools it now owns are taken over, and the leases of the others
 // are renewed.
 func (n *Node) reconcile() {
+	n.reconciling.Lock()
+	defer n.reconciling.Unlock()
 	now := n.lim.Now()
 	n.mu.Lock()
 	n.q.Advance(now)
@@ -238,6 +244,12 @@ func (n *Node) reconcile() {
 	for _, pool := range pools {
 		owns, until := n.q.Owns(pool), n.q.GrantUntil(pool)
 		lease, owned := n.pools[pool]
+		if owned && !n.lim.Owned(pool) {
+			// Removed from the configuration and added back since the last
+			// reconciliation: a new pool, which nobody owns yet.
+			delete(n.pools, pool)
+			owned = false
+		}
 		var leaseUntil int64
 		if owned {
 			leaseUntil = lease.until.Load()
@@ -337,10 +349,15 @@ func (n *Node) conn(addr string) (*grpc.ClientConn, error) {
 	return c, nil
 }
 
-// takeOver starts serving pool. A recent handoff is continued exactly; anything
-// else (a replica, or the state this node holds) is charged what an unseen owner
-// could have granted since. "Recent" is two fence switches: a handoff older than
-// that may predate another owner's grants (the pool moved again meanwhile).
+// takeOver starts serving pool. A recent handoff is continued without the
+// takeover charge; anything else (a replica, or the state this node holds) is
+// charged what an unseen owner could have granted since. "Recent" is two fence
+// switches: a handoff older than that may predate another owner's grants (the
+// pool moved again meanwhile). Even a recent one is not refilled for its age:
+// when views disagreed at the leave, another node may have served the pool
+// between the handoff and now (it took the pool over with the charge, so it
+// granted at most that refill), and a handoff's age, stamped on arrival, says
+// nothing of how long it was on its way.
 func (n *Node) takeOver(pool string, until int64, lapsed bool) {
 	lease := &poolLease{}
 	lease.until.Store(until)
@@ -353,7 +370,7 @@ func (n *Node) takeOver(pool string, until int64, lapsed bool) {
 		opts.State, opts.Elapsed = rep.State, age
 		how = "takeover from replica"
 		if fc := n.q.Config(); rep.Handoff && age <= 2*(fc.FenceAfter+fc.Margin) {
-			opts.TakeOver, how = false, "handoff"
+			opts.TakeOver, opts.Elapsed, how = false, 0, "handoff"
 		}
 	}
 	if err := n.lim.Own(pool, opts); err != nil {

@@ -381,7 +381,9 @@ func (q *Quorum) merge(from string, hb *quotadv1.Heartbeat) {
 		}
 	}
 	for _, e := range hb.GetRemoved() {
-		if e.GetId() != "" {
+		// Only members of record are removed, and the record travels with the
+		// removals: others would grow the removals (and heartbeats) without bound.
+		if _, ok := q.record[e.GetId()]; ok {
 			q.removed[e.GetId()] = max(q.removed[e.GetId()], e.GetIncarnation())
 		}
 	}

@@ -388,3 +388,26 @@ func (s *simNet) chaos() {
 		}
 	}
 }
+
+// TestQuorumKeepsRemovalsOfMembersOnly: a heartbeat's removals name members of
+// record (Remove takes out only those, and the record travels with them). Others
+// are dropped: they would grow the removals, and every heartbeat, without bound.
+func TestQuorumKeepsRemovalsOfMembersOnly(t *testing.T) {
+	ids := []string{"127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"}
+	q := NewQuorum(QuorumConfig{Self: ids[0], Incarnation: 1, Seeds: ids, FenceAfter: time.Second}, 0)
+	hb := &quotadv1.Heartbeat{From: ids[1], Incarnation: 2, SentAt: 5,
+		Record:  []*quotadv1.RecordEntry{{Id: ids[2], Incarnation: 3}},
+		Removed: []*quotadv1.RecordEntry{{Id: ids[2], Incarnation: 3}}}
+	for i := range 1000 {
+		hb.Removed = append(hb.Removed, &quotadv1.RecordEntry{Id: fmt.Sprintf("10.9.%d.%d:7946", i/256, i%256), Incarnation: 1})
+	}
+	if err := q.Receive(int64(time.Second), hb); err != nil {
+		t.Fatal(err)
+	}
+	if got := q.Record(); !slices.Equal(got, ids[:2]) {
+		t.Fatalf("record %v after the removal of %s", got, ids[2])
+	}
+	if out, _ := q.Heartbeat(int64(time.Second)); len(out.GetRemoved()) != 1 {
+		t.Fatalf("the node's heartbeats carry %d removals, want 1", len(out.GetRemoved()))
+	}
+}

@@ -54,3 +54,31 @@ func TestClusterOnEtcdTwoNodesSurviveAKill(t *testing.T) {
 	}
 	t.Logf("first grant %v after the kill", gap.Round(time.Millisecond))
 }
+
+// TestClusterOnEtcdOwnerStoppedHandsOff: with etcd too, a node stopped with
+// SIGTERM hands its pools over with their state: it stays registered (a member
+// of record, whose handoffs the others accept) until it has left.
+func TestClusterOnEtcdOwnerStoppedHandsOff(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs for about 5 s")
+	}
+	e := etcdtest.Start(t)
+	etcdtest.Put(t, e.Client(t), "/quotad/pools/shared", "limits: [{resource: requests, amount: 20, per: 1s}]\n")
+	etcdArgs := []string{"--etcd-endpoints", strings.Join(e.Endpoints(), ","), "--etcd-node-ttl", "2s"}
+	nodes := []*clustertest.Node{
+		clustertest.Start(t, "", clustertest.FreeGossipAddr(t), nil, etcdArgs...),
+		clustertest.Start(t, "", clustertest.FreeGossipAddr(t), nil, etcdArgs...),
+	}
+	clustertest.WaitFormed(t, nodes, 1, 10*time.Second)
+	owner := clustertest.Owner("shared", nodes)
+	survivor := clustertest.Others(nodes, owner)[0]
+	if code := owner.Stop(t, 10*time.Second); code != 0 {
+		t.Errorf("exit code %d after SIGTERM, want 0", code)
+	}
+	clustertest.WaitFor(t, 5*time.Second, "the survivor owns the pool", func() bool {
+		return strings.Contains(survivor.Log(), `msg="pool owned" pool=shared`)
+	})
+	if !strings.Contains(survivor.Log(), `msg="pool owned" pool=shared how=handoff`) {
+		t.Errorf("the survivor did not continue the pool from a handoff:\n%s\nstopped node:\n%s", survivor.Log(), owner.Log())
+	}
+}

@@ -73,6 +73,9 @@ type node struct {
 	health   *health.Server
 	etcd     *clientv3.Client // with --etcd-endpoints; closed after the config source stops
 	cluster  *cluster.Node    // with --gossip-listen
+	// reg registers a cluster member in etcd (both flags), from joinCluster until
+	// it has left: a leaving member stays of record while it hands its pools off.
+	reg *cluster.Registration
 }
 
 func runNode(ctx context.Context, s Settings, log *slog.Logger) error {
@@ -118,6 +121,7 @@ func runNode(ctx context.Context, s Settings, log *slog.Logger) error {
 			lis.Close()
 			return err
 		}
+		defer n.unregister()
 		grpcOpts = append(grpcOpts, grpc.ChainUnaryInterceptor(n.cluster.Interceptor()))
 	} else if n.etcd != nil {
 		addr := advertised(lis.Addr())
@@ -249,9 +253,17 @@ func (n *node) joinCluster(ctx context.Context, grpcAddr string) error {
 	if n.etcd != nil {
 		r := cluster.Register(n.etcd, cluster.Registered{ID: node.ID(), Addr: grpcAddr}, cluster.RegistryOptions{TTL: n.settings.NodeTTL, Logger: n.log})
 		reg.Store(r)
-		context.AfterFunc(ctx, r.Close)
+		n.reg = r // closed once the node has left (shutdown), not at the signal
 	}
 	return nil
+}
+
+// unregister ends the cluster member's etcd registration, if any and not yet.
+func (n *node) unregister() {
+	if n.reg != nil {
+		n.reg.Close()
+		n.reg = nil
+	}
 }
 
 func (n *node) gossipAddr() string {
@@ -272,6 +284,7 @@ func (n *node) shutdown(gs *grpc.Server, metricsSrv *http.Server) {
 			n.log.Warn("leaving the cluster", "err", err)
 		}
 		cancel()
+		n.unregister()
 	}
 	n.health.Shutdown()
 	n.lim.Close()
