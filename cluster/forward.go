@@ -55,6 +55,9 @@ type ForwardOptions struct {
 	Creds credentials.TransportCredentials
 	// RetryEvery paces re-sends while ownership settles; zero means 50ms.
 	RetryEvery time.Duration
+	// WatchEvery paces the check, while a forwarded call waits at an owner, that
+	// the pool still has that owner; zero means 200ms.
+	WatchEvery time.Duration
 	// Settle bounds how long a call waits for ownership to settle (a pool moving,
 	// a fenced owner) before it is answered with the last error, so that clients
 	// go to another node; zero means 3s. The caller's deadline bounds it too.
@@ -78,6 +81,9 @@ func NewForwarder(router Router, opts ForwardOptions) *Forwarder {
 	}
 	if opts.RetryEvery <= 0 {
 		opts.RetryEvery = 50 * time.Millisecond
+	}
+	if opts.WatchEvery <= 0 {
+		opts.WatchEvery = 200 * time.Millisecond
 	}
 	if opts.Settle <= 0 {
 		opts.Settle = 3 * time.Second
@@ -185,7 +191,7 @@ func (f *Forwarder) forwardWhileOwner(ctx context.Context, addr, pool, method st
 	defer cancel()
 	w := &ownerWatch{f: f, addr: addr, pool: pool, cancel: cancel}
 	w.mu.Lock()
-	w.timer = time.AfterFunc(f.opts.RetryEvery, w.check) // a timer, not a goroutine, per call
+	w.timer = time.AfterFunc(f.opts.WatchEvery, w.check) // a timer, not a goroutine, per call
 	w.mu.Unlock()
 	resp, err := f.forward(attempt, addr, method, req)
 	moved := w.stop()
@@ -195,7 +201,7 @@ func (f *Forwarder) forwardWhileOwner(ctx context.Context, addr, pool, method st
 	return resp, err
 }
 
-// ownerWatch checks, every RetryEvery while a forwarded call waits, that its
+// ownerWatch checks, every WatchEvery while a forwarded call waits, that its
 // pool's owner is still the node the call went to.
 type ownerWatch struct {
 	f      *Forwarder
@@ -221,7 +227,7 @@ func (w *ownerWatch) check() {
 		w.cancel()
 		return
 	}
-	w.timer.Reset(w.f.opts.RetryEvery)
+	w.timer.Reset(w.f.opts.WatchEvery)
 }
 
 // stop ends the watch and reports whether the owner moved.

@@ -95,6 +95,15 @@ func (ft *faultTransport) DialTimeout(addr string, timeout time.Duration) (net.C
 	return ft.NetTransport.DialTimeout(addr, timeout)
 }
 
+// memberlist calls the address-aware forms, which NetTransport also has.
+func (ft *faultTransport) WriteToAddress(b []byte, addr memberlist.Address) (time.Time, error) {
+	return ft.WriteTo(b, addr.Addr)
+}
+
+func (ft *faultTransport) DialAddressTimeout(addr memberlist.Address, timeout time.Duration) (net.Conn, error) {
+	return ft.DialTimeout(addr.Addr, timeout)
+}
+
 const partitionPools = `
 pools:
   - name: shared

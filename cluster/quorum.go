@@ -306,6 +306,10 @@ func (q *Quorum) Heartbeat(now int64) (*quotadv1.Heartbeat, []string) {
 // heartbeat cannot inflate the record (and the majority) without end.
 const MaxMembers = 64
 
+// maxKnownIDs bounds the ids a node remembers, removed members included (their
+// removal must outlive every heartbeat that still names them).
+const maxKnownIDs = 16 * MaxMembers
+
 // Receive takes a peer's heartbeat, received at now. A heartbeat that names a
 // member that is not a host:port, or would grow the record past MaxMembers, is
 // refused whole, with an error saying why.
@@ -366,8 +370,14 @@ func (q *Quorum) check(hb *quotadv1.Heartbeat) error {
 			added++
 		}
 	}
-	if !q.cfg.ExternalRecord && len(q.record)+added > MaxMembers {
-		return fmt.Errorf("heartbeat from %q: record would grow to %d members, more than %d", hb.GetFrom(), len(q.record)+added, MaxMembers)
+	if q.cfg.ExternalRecord {
+		return nil
+	}
+	if n := len(q.Record()) + added; n > MaxMembers {
+		return fmt.Errorf("heartbeat from %q: record would grow to %d members, more than %d", hb.GetFrom(), n, MaxMembers)
+	}
+	if n := len(q.record) + added; n > maxKnownIDs {
+		return fmt.Errorf("heartbeat from %q: %d member ids known, removed ones included, more than %d", hb.GetFrom(), n, maxKnownIDs)
 	}
 	return nil
 }
