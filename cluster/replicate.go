@@ -31,6 +31,8 @@ type ReplicatorOptions struct {
 	MaxBatchBytes int
 	Creds         credentials.TransportCredentials
 	Logger        *slog.Logger
+	// Clock paces rounds' snapshots of big states; nil means the real clock.
+	Clock clock.Clock
 }
 
 // HeirFunc returns the gRPC address of the node that should hold pool's replica,
@@ -44,7 +46,9 @@ type Replicator struct {
 	heir HeirFunc
 	opts ReplicatorOptions
 
-	versions map[string]uint64 // pool -> the version last snapshotted and sent
+	versions map[string]uint64    // pool -> the version last snapshotted and sent
+	nextAt   map[string]time.Time // pool -> not snapshotted again before (big states)
+	failing  map[string]bool      // heirs whose last send failed (logged once)
 	reset    chan struct{}
 	conns    map[string]*grpc.ClientConn
 }
@@ -63,8 +67,11 @@ func NewReplicator(lim *limiter.Limiter, heir HeirFunc, opts ReplicatorOptions) 
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Replicator{lim: lim, heir: heir, opts: opts, versions: map[string]uint64{},
-		reset: make(chan struct{}, 1), conns: map[string]*grpc.ClientConn{}}
+	if opts.Clock == nil {
+		opts.Clock = clock.Real()
+	}
+	return &Replicator{lim: lim, heir: heir, opts: opts, versions: map[string]uint64{}, nextAt: map[string]time.Time{},
+		failing: map[string]bool{}, reset: make(chan struct{}, 1), conns: map[string]*grpc.ClientConn{}}
 }
 
 // Reset makes the next round send every pool, changed or not: call it when the
@@ -99,20 +106,48 @@ func (r *Replicator) Round(ctx context.Context) {
 		clear(r.versions)
 	default:
 	}
+	now := r.opts.Clock.Now()
+	due := func(pool string) bool { return !now.Before(r.nextAt[pool]) }
 	byHeir := map[string][]*quotadv1.PoolState{}
-	for _, st := range r.lim.SnapshotChanged(r.versions, time.Now()) {
+	for _, st := range r.lim.SnapshotChanged(r.versions, now, due) {
+		r.nextAt[st.GetPool()] = now.Add(r.pace(proto.Size(st)))
 		if addr, ok := r.heir(st.GetPool()); ok {
 			byHeir[addr] = append(byHeir[addr], st)
 		}
 	}
+	for pool := range r.nextAt {
+		if _, ok := r.versions[pool]; !ok {
+			delete(r.nextAt, pool) // gone from the Limiter
+		}
+	}
 	for addr, batch := range byHeir {
-		if err := r.send(ctx, addr, batch); err != nil {
+		err := r.send(ctx, addr, batch)
+		switch {
+		case err != nil && !r.failing[addr]:
+			r.opts.Logger.Warn("replication to heir failing; retrying every round", "heir", addr, "pools", len(batch), "err", err)
+		case err != nil:
 			r.opts.Logger.Debug("replication failed; retrying next round", "heir", addr, "err", err)
+		case r.failing[addr]:
+			r.opts.Logger.Info("replication to heir works again", "heir", addr)
+		}
+		r.failing[addr] = err != nil
+		if err != nil {
 			for _, st := range batch {
 				delete(r.versions, st.GetPool())
 			}
 		}
 	}
+}
+
+// paceUnit: a pool's state is snapshotted at most once per Interval for each
+// paceUnit bytes it takes, so that a pool holding thousands of tombstones does
+// not spend its lock and the CPU on a megabyte every 100 ms. A replica that lags
+// more costs nothing in safety: a takeover charges what the old owner could have
+// granted since it, whatever its age.
+const paceUnit = 64 << 10
+
+func (r *Replicator) pace(size int) time.Duration {
+	return r.opts.Interval * time.Duration(1+size/paceUnit)
 }
 
 // send delivers states to addr in calls of at most MaxBatchBytes.

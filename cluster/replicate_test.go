@@ -52,7 +52,8 @@ func TestReplicationSendsChangesAndTakeoverStartsFromThem(t *testing.T) {
 	owner := newLimiter(t)
 	store := NewReplicaStore(clock.NewFake(time.Unix(5000, 0)))
 	addr, calls := serveStore(t, store)
-	r := NewReplicator(owner, func(string) (string, bool) { return addr, true }, ReplicatorOptions{Self: "owner"})
+	paced := clock.NewFake(time.Unix(0, 0))
+	r := NewReplicator(owner, func(string) (string, bool) { return addr, true }, ReplicatorOptions{Self: "owner", Clock: paced})
 	defer r.close()
 	ctx := context.Background()
 	for range 10 {
@@ -68,6 +69,11 @@ func TestReplicationSendsChangesAndTakeoverStartsFromThem(t *testing.T) {
 	if _, err := owner.Acquire(ctx, "p", limiter.Request{MaxWait: -1}); err != nil {
 		t.Fatal(err)
 	}
+	r.Round(ctx) // a pool is snapshotted at most once per interval
+	if got := calls.Load(); got != 1 {
+		t.Errorf("%d Replicate calls within one interval, want 1", got)
+	}
+	paced.Advance(100 * time.Millisecond)
 	r.Round(ctx)
 	if got := calls.Load(); got != 2 {
 		t.Errorf("%d Replicate calls after a second change, want 2", got)

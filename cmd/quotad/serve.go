@@ -10,15 +10,19 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/quotad/quotad/cluster"
 	"github.com/quotad/quotad/internal/clock"
@@ -122,7 +126,10 @@ func runNode(ctx context.Context, s Settings, log *slog.Logger) error {
 			return err
 		}
 		defer n.unregister()
-		grpcOpts = append(grpcOpts, grpc.ChainUnaryInterceptor(n.cluster.Interceptor()))
+		// A busy pool's state (its tombstones) can outgrow max-recv-bytes; peers
+		// may send that much, clients still may not.
+		grpcOpts = []grpc.ServerOption{grpc.MaxRecvMsgSize(max(s.MaxRecvBytes, maxPeerMessage)),
+			grpc.ChainUnaryInterceptor(limitRequestSize(s.MaxRecvBytes), n.cluster.Interceptor())}
 	} else if n.etcd != nil {
 		addr := advertised(lis.Addr())
 		reg := cluster.Register(n.etcd, cluster.Registered{ID: addr, Addr: addr}, cluster.RegistryOptions{TTL: s.NodeTTL, Logger: log})
@@ -161,6 +168,24 @@ func runNode(ctx context.Context, s Settings, log *slog.Logger) error {
 			n.shutdown(gs, metricsSrv)
 			return nil
 		}
+	}
+}
+
+// maxPeerMessage bounds one PeerService call (a pool state replicated or handed
+// off): 16384 tombstones with 128-byte request ids take about 2.5 MiB.
+const maxPeerMessage = 64 << 20
+
+// limitRequestSize refuses, with RESOURCE_EXHAUSTED, any call but a peer's
+// larger than limit bytes: the limit max-recv-bytes sets when not clustered.
+func limitRequestSize(limit int) grpc.UnaryServerInterceptor {
+	peer := "/" + quotadv1.PeerService_ServiceDesc.ServiceName + "/"
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if m, ok := req.(proto.Message); ok && !strings.HasPrefix(info.FullMethod, peer) {
+			if size := proto.Size(m); size > limit {
+				return nil, status.Errorf(codes.ResourceExhausted, "request of %d bytes exceeds max-recv-bytes (%d)", size, limit)
+			}
+		}
+		return handler(ctx, req)
 	}
 }
 

@@ -379,14 +379,17 @@ func (l *Limiter) Snapshot(wall time.Time) []*quotadv1.PoolState {
 	return out
 }
 
-// SnapshotChanged returns the state of every pool whose version is not seen[name],
-// and records the versions it returns in seen. Pools no longer present are
-// dropped from seen.
-func (l *Limiter) SnapshotChanged(seen map[string]uint64, wall time.Time) []*quotadv1.PoolState {
+// SnapshotChanged returns the state of every owned pool whose version is not
+// seen[name] and for which due (when not nil) says yes, and records the versions
+// it returns in seen. Pools no longer present are dropped from seen.
+func (l *Limiter) SnapshotChanged(seen map[string]uint64, wall time.Time, due func(pool string) bool) []*quotadv1.PoolState {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	var out []*quotadv1.PoolState
 	for name, e := range l.pools {
+		if due != nil && !due(name) {
+			continue
+		}
 		e.mu.Lock()
 		if v, ok := seen[name]; e.owned && (!ok || v != e.version) {
 			st := e.pool.Snapshot(l.now(), name, wall)

@@ -38,7 +38,7 @@ func TestClusteredPoolsStartUnowned(t *testing.T) {
 	if l.Owned("p") {
 		t.Fatal("owned before Own")
 	}
-	if got := l.SnapshotChanged(map[string]uint64{}, time.Now()); len(got) != 0 {
+	if got := l.SnapshotChanged(map[string]uint64{}, time.Now(), nil); len(got) != 0 {
 		t.Fatalf("an unowned pool is replicated: %v", got)
 	}
 }
