@@ -211,41 +211,36 @@ func NewReplicaStore(c clock.Clock) *ReplicaStore {
 }
 
 // Replicate implements PeerService: it keeps each state unless it holds a newer one
-// from the same sender. States of a format this node cannot read are refused.
+// from the same sender, or a pending handoff. States of a format this node cannot
+// read are refused.
 func (s *ReplicaStore) Replicate(ctx context.Context, req *quotadv1.ReplicateRequest) (*quotadv1.ReplicateResponse, error) {
-	now := s.clock.Now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	stored := uint32(0)
-	for _, st := range req.GetPools() {
-		if st.GetFormatVersion() > limiter.StateFormat || st.GetPool() == "" {
-			continue
-		}
-		old, ok := s.replicas[st.GetPool()]
-		if ok && (old.Handoff || old.From == req.GetFrom() && old.State.GetVersion() >= st.GetVersion()) {
-			continue // a pending handoff is newer than any replica
-		}
-		s.replicas[st.GetPool()] = Replica{State: st, From: req.GetFrom(), Arrived: now}
-		stored++
-	}
-	return &quotadv1.ReplicateResponse{Stored: stored}, nil
+	return &quotadv1.ReplicateResponse{Stored: s.store(req.GetFrom(), req.GetPools(), false)}, nil
 }
 
 // Handoff implements PeerService: it keeps each final state, replacing any replica
 // of the pool, to be continued without a takeover charge.
 func (s *ReplicaStore) Handoff(ctx context.Context, req *quotadv1.HandoffRequest) (*quotadv1.HandoffResponse, error) {
+	return &quotadv1.HandoffResponse{Stored: s.store(req.GetFrom(), req.GetPools(), true)}, nil
+}
+
+// store keeps the states it should and returns how many.
+func (s *ReplicaStore) store(from string, states []*quotadv1.PoolState, handoff bool) uint32 {
 	now := s.clock.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	stored := uint32(0)
-	for _, st := range req.GetPools() {
+	for _, st := range states {
 		if st.GetFormatVersion() > limiter.StateFormat || st.GetPool() == "" {
 			continue
 		}
-		s.replicas[st.GetPool()] = Replica{State: st, From: req.GetFrom(), Arrived: now, Handoff: true}
+		old, ok := s.replicas[st.GetPool()]
+		if !handoff && ok && (old.Handoff || old.From == from && old.State.GetVersion() >= st.GetVersion()) {
+			continue // a pending handoff is newer than any replica
+		}
+		s.replicas[st.GetPool()] = Replica{State: st, From: from, Arrived: now, Handoff: handoff}
 		stored++
 	}
-	return &quotadv1.HandoffResponse{Stored: stored}, nil
+	return stored
 }
 
 // Take returns pool's replica and how old it is, and forgets it (a takeover uses

@@ -16,15 +16,7 @@ func TestReadmeWalkthrough(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds grpcurl")
 	}
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	script := walkthrough(t, string(readme), "<!-- walkthrough")
+	root, script := walkthrough(t, "<!-- walkthrough")
 	n := testnode.Start(t, "--config", filepath.Join(root, "examples/quotad.yaml"), "--metrics-listen", "")
 	script = strings.ReplaceAll(script, "localhost:7070", n.Addr)
 
@@ -53,15 +45,7 @@ func TestReadmeClusterWalkthrough(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three nodes")
 	}
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	script := walkthrough(t, string(readme), "<!-- cluster-walkthrough")
+	root, script := walkthrough(t, "<!-- cluster-walkthrough")
 	script = strings.Replace(script, "make build\n", "", 1)
 	script = strings.ReplaceAll(script, "bin/quotad", testnode.Binary(t))
 	script = strings.ReplaceAll(script, "examples/quotad.yaml", filepath.Join(root, "examples/quotad.yaml"))
@@ -79,10 +63,19 @@ func TestReadmeClusterWalkthrough(t *testing.T) {
 	}
 }
 
-// walkthrough returns the shell block that follows marker.
-func walkthrough(t *testing.T, readme, marker string) string {
+// walkthrough returns the module's root and the README's shell block that
+// follows marker.
+func walkthrough(t *testing.T, marker string) (root, script string) {
 	t.Helper()
-	_, after, ok := strings.Cut(readme, marker)
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(readme), marker)
 	if !ok {
 		t.Fatalf("README.md has no %q marker", marker)
 	}
@@ -94,5 +87,5 @@ func walkthrough(t *testing.T, readme, marker string) string {
 	if !ok {
 		t.Fatal("unterminated walkthrough block")
 	}
-	return block
+	return root, block
 }

@@ -165,19 +165,31 @@ func (l *Limiter) entry(pool string) (*entry, error) {
 	return e, nil
 }
 
-// with runs fn on the pool under its lock, then rearms the pool's timer.
+// with runs fn on the pool under its lock, if this node serves it, then rearms
+// the pool's timer.
 func (l *Limiter) with(pool string, fn func(p *Pool, now int64) error) error {
+	return l.withEntry(pool, func(e *entry, now int64) error {
+		if err := e.serving(now); err != nil {
+			return err
+		}
+		return fn(e.pool, now)
+	})
+}
+
+// withEntry runs fn on the pool's entry under its lock, owned or not, then rearms
+// the pool's timer.
+func (l *Limiter) withEntry(pool string, fn func(e *entry, now int64) error) error {
 	e, err := l.entry(pool)
 	if err != nil {
 		return err
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	now := l.now()
-	if err := e.serving(now); err != nil {
-		return err
+	if e.gone != nil {
+		return e.gone
 	}
-	err = fn(e.pool, now)
+	now := l.now()
+	err = fn(e, now)
 	e.rearm(now)
 	return err
 }
@@ -424,52 +436,36 @@ type OwnOptions struct {
 // Own makes this node the pool's owner. The state to continue from is opts.State,
 // else what the node holds.
 func (l *Limiter) Own(pool string, opts OwnOptions) error {
-	e, err := l.entry(pool)
-	if err != nil {
-		return err
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.gone != nil {
-		return e.gone
-	}
-	now := l.now()
-	if opts.State != nil {
-		if err := e.pool.Restore(now, opts.State, opts.Elapsed); err != nil {
-			return fmt.Errorf("own pool %q: %w", pool, err)
+	return l.withEntry(pool, func(e *entry, now int64) error {
+		if opts.State != nil {
+			if err := e.pool.Restore(now, opts.State, opts.Elapsed); err != nil {
+				return fmt.Errorf("own pool %q: %w", pool, err)
+			}
 		}
-	}
-	if opts.TakeOver {
-		e.pool.TakeOver(now)
-	}
-	e.owned, e.lease = true, opts.Lease
-	if e.lease != nil {
-		e.pool.SetGrantUntil(e.lease.Load())
-	}
-	e.rearm(now)
-	return nil
+		if opts.TakeOver {
+			e.pool.TakeOver(now)
+		}
+		e.owned, e.lease = true, opts.Lease
+		if e.lease != nil {
+			e.pool.SetGrantUntil(e.lease.Load())
+		}
+		return nil
+	})
 }
 
 // Disown stops this node serving the pool: its waiters fail with ErrNotOwner (so
 // their callers re-send to the new owner) and its final state is returned, taken at
 // the wall-clock time wall, for a handoff.
 func (l *Limiter) Disown(pool string, wall time.Time) (*quotadv1.PoolState, error) {
-	e, err := l.entry(pool)
-	if err != nil {
-		return nil, err
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.gone != nil {
-		return nil, e.gone
-	}
-	now := l.now()
-	e.owned, e.lease = false, nil
-	e.pool.Drain(ErrNotOwner)
-	e.rearm(now)
-	st := e.pool.Snapshot(now, pool, wall)
-	st.Version = e.version
-	return st, nil
+	var st *quotadv1.PoolState
+	err := l.withEntry(pool, func(e *entry, now int64) error {
+		e.owned, e.lease = false, nil
+		e.pool.Drain(ErrNotOwner)
+		st = e.pool.Snapshot(now, pool, wall)
+		st.Version = e.version
+		return nil
+	})
+	return st, err
 }
 
 // Owned reports whether this node serves the pool.
@@ -487,17 +483,7 @@ func (l *Limiter) Owned(pool string) bool {
 // (a restart reads its state file before the cluster gives it pools). A state for
 // a pool the Limiter does not have is an ErrPoolNotFound.
 func (l *Limiter) Restore(st *quotadv1.PoolState, elapsed time.Duration) error {
-	e, err := l.entry(st.GetPool())
-	if err != nil {
-		return err
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.gone != nil {
-		return e.gone
-	}
-	now := l.now()
-	err = e.pool.Restore(now, st, elapsed)
-	e.rearm(now)
-	return err
+	return l.withEntry(st.GetPool(), func(e *entry, now int64) error {
+		return e.pool.Restore(now, st, elapsed)
+	})
 }
