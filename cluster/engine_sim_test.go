@@ -198,20 +198,11 @@ func TestEngineSimSteadyStateUsesTheLimit(t *testing.T) {
 // kills, restarts and graceful leaves, with the reference bucket checked at every
 // grant and "never two owners" at every step.
 func TestEngineSimNeverOverTheLimitUnderChaos(t *testing.T) {
-	seeds := 20
-	if testing.Short() || raceEnabled {
-		seeds = 4
-	}
-	for seed := range uint64(seeds) {
-		t.Run(fmt.Sprint(seed), func(t *testing.T) {
-			s := newEngineSim(t, 500+seed, 3+int(seed%3))
-			s.run(2 * time.Second)
-			for range 30 {
-				s.chaos()
-				s.run(time.Duration(s.rng.Int64N(int64(1500*time.Millisecond))) + 50*time.Millisecond)
-			}
-		})
-	}
+	forEachSeed(t, 20, 4, func(t *testing.T, seed uint64) {
+		s := newEngineSim(t, 500+seed, 3+int(seed%3))
+		s.run(2 * time.Second)
+		s.runChaos(30)
+	})
 }
 
 // leave is Node.Leave in the simulation: stop the engine, then announce.

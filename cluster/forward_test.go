@@ -15,8 +15,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/quotad/quotad/config"
 	"github.com/quotad/quotad/internal/clock"
+	"github.com/quotad/quotad/internal/configtest"
 	quotadv1 "github.com/quotad/quotad/proto/quotad/v1"
 	"github.com/quotad/quotad/server"
 	"github.com/quotad/quotad/server/limiter"
@@ -46,17 +46,7 @@ func startForwardingNode(t *testing.T, shared *owners) *testNode {
 	n := &testNode{addr: lis.Addr().String(), lim: limiter.New(clock.Real())}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv := server.New(n.lim, server.NewMetrics(n.lim, 10), log)
-	file, err := config.ParseFile([]byte("pools:\n  - name: p\n    limits: [{resource: requests, amount: 1, per: 1s, initial: full}]\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	snap, err := config.NewSnapshot(file.Pools, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Apply(snap); err != nil {
-		t.Fatal(err)
-	}
+	configtest.Apply(t, srv, "pools:\n  - name: p\n    limits: [{resource: requests, amount: 1, per: 1s, initial: full}]\n")
 	router := routerFunc(func(pool string) (string, bool, error) {
 		shared.mu.Lock()
 		defer shared.mu.Unlock()

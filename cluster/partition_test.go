@@ -15,9 +15,9 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/quotad/quotad/cluster"
-	"github.com/quotad/quotad/config"
 	"github.com/quotad/quotad/internal/clock"
 	"github.com/quotad/quotad/internal/clustertest"
+	"github.com/quotad/quotad/internal/configtest"
 	quotadv1 "github.com/quotad/quotad/proto/quotad/v1"
 	"github.com/quotad/quotad/server"
 	"github.com/quotad/quotad/server/limiter"
@@ -123,17 +123,7 @@ func startTestMember(t *testing.T, gossip string, join []string, fence cluster.Q
 	lim := limiter.NewClustered(clock.Real())
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv := server.New(lim, server.NewMetrics(lim, 10), logger)
-	file, err := config.ParseFile([]byte(partitionPools))
-	if err != nil {
-		t.Fatal(err)
-	}
-	snap, err := config.NewSnapshot(file.Pools, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Apply(snap); err != nil {
-		t.Fatal(err)
-	}
+	configtest.Apply(t, srv, partitionPools)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -311,34 +311,45 @@ func TestQuorumJoinMovesPools(t *testing.T) {
 // one-way), loss, long delays, pauses, kills and restarts. check fails the test
 // at the first step where two nodes may grant for one pool.
 func TestQuorumNeverTwoOwnersUnderChaos(t *testing.T) {
-	seeds := 30
+	forEachSeed(t, 30, 5, func(t *testing.T, seed uint64) {
+		s := newSimNet(t, 100+seed, 3+int(seed%3), simTimings)
+		s.run(2 * time.Second)
+		s.runChaos(40)
+		// Heal everything: the cluster serves every pool again.
+		clear(s.cut)
+		s.loss = 0
+		s.maxDelay = int64(20 * time.Millisecond)
+		for _, id := range s.order {
+			if n := s.nodes[id]; n.dead || n.q.Draining() { // a drained node exits; it comes back as a new process
+				s.start(id, s.order)
+			} else {
+				n.paused = false
+			}
+		}
+		s.run(6 * time.Second)
+		if got := s.serving(); got != len(s.pools) {
+			t.Fatalf("after healing %d of %d pools served", got, len(s.pools))
+		}
+	})
+}
+
+// forEachSeed runs test in a subtest per seed 0, 1, ...: seeds of them, or
+// short in -short and race runs.
+func forEachSeed(t *testing.T, seeds, short int, test func(t *testing.T, seed uint64)) {
 	if testing.Short() || raceEnabled {
-		seeds = 5
+		seeds = short
 	}
 	for seed := range uint64(seeds) {
-		t.Run(fmt.Sprint(seed), func(t *testing.T) {
-			s := newSimNet(t, 100+seed, 3+int(seed%3), simTimings)
-			s.run(2 * time.Second)
-			for range 40 {
-				s.chaos()
-				s.run(time.Duration(s.rng.Int64N(int64(1500*time.Millisecond))) + 50*time.Millisecond)
-			}
-			// Heal everything: the cluster serves every pool again.
-			clear(s.cut)
-			s.loss = 0
-			s.maxDelay = int64(20 * time.Millisecond)
-			for _, id := range s.order {
-				if n := s.nodes[id]; n.dead || n.q.Draining() { // a drained node exits; it comes back as a new process
-					s.start(id, s.order)
-				} else {
-					n.paused = false
-				}
-			}
-			s.run(6 * time.Second)
-			if got := s.serving(); got != len(s.pools) {
-				t.Fatalf("after healing %d of %d pools served", got, len(s.pools))
-			}
-		})
+		t.Run(fmt.Sprint(seed), func(t *testing.T) { test(t, seed) })
+	}
+}
+
+// runChaos applies rounds random faults (see chaos), running the simulation for
+// 50 ms to 1.55 s after each.
+func (s *simNet) runChaos(rounds int) {
+	for range rounds {
+		s.chaos()
+		s.run(time.Duration(s.rng.Int64N(int64(1500*time.Millisecond))) + 50*time.Millisecond)
 	}
 }
 

@@ -16,8 +16,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/quotad/quotad/config"
 	"github.com/quotad/quotad/internal/clock"
+	"github.com/quotad/quotad/internal/configtest"
 	quotadv1 "github.com/quotad/quotad/proto/quotad/v1"
 	"github.com/quotad/quotad/server/limiter"
 )
@@ -50,17 +50,7 @@ func startTestServer(t testing.TB) (quotadv1.QuotaServiceClient, *Server, *clock
 	fc := clock.NewFake(time.Unix(1_000_000, 0))
 	lim := limiter.New(fc)
 	srv := New(lim, NewMetrics(lim, 10), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	file, err := config.ParseFile([]byte(testPools))
-	if err != nil {
-		t.Fatal(err)
-	}
-	snap, err := config.NewSnapshot(file.Pools, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Apply(snap); err != nil {
-		t.Fatal(err)
-	}
+	configtest.Apply(t, srv, testPools)
 	gs := grpc.NewServer()
 	quotadv1.RegisterQuotaServiceServer(gs, srv)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")

@@ -249,31 +249,41 @@ func (c *quotadCluster) waitFormed(ctx context.Context, pools int, since time.Ti
 	}
 }
 
-// Kill ends node i at once (kill -9).
-func (c *quotadCluster) Kill(i int) {
-	n := c.nodes[i]
+// end marks node n gone and, unless it already was, ends it with how (under
+// its lock).
+func (n *clusterNode) end(how func()) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if !n.gone {
 		n.gone = true
-		n.Node.Kill()
+		how()
 	}
+}
+
+// isGone tells whether the node was killed, terminated or stopped.
+func (n *clusterNode) isGone() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.gone
+}
+
+// Kill ends node i at once (kill -9).
+func (c *quotadCluster) Kill(i int) {
+	n := c.nodes[i]
+	n.end(n.Node.Kill)
 }
 
 // Terminate sends node i SIGTERM (a graceful leave: it hands its pools off)
 // without waiting for it to exit; Stop waits.
 func (c *quotadCluster) Terminate(i int) {
 	n := c.nodes[i]
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if !n.gone {
-		n.gone = true
+	n.end(func() {
 		n.stopped = make(chan struct{})
 		go func() {
 			defer close(n.stopped)
 			n.Node.Stop(10 * time.Second)
 		}()
-	}
+	})
 }
 
 // Stop ends every node still running: SIGTERM, then SIGKILL after 5 s, all at
@@ -305,10 +315,7 @@ func (c *quotadCluster) Stop() {
 func (c *quotadCluster) CPU() (time.Duration, error) {
 	var total time.Duration
 	for _, n := range c.nodes {
-		n.mu.Lock()
-		gone := n.gone
-		n.mu.Unlock()
-		if gone {
+		if n.isGone() {
 			continue
 		}
 		d, err := n.CPU()
@@ -325,10 +332,7 @@ func (c *quotadCluster) CPU() (time.Duration, error) {
 func (c *quotadCluster) Grants(pool string) int64 {
 	var total int64
 	for _, n := range c.nodes {
-		n.mu.Lock()
-		gone := n.gone
-		n.mu.Unlock()
-		if gone {
+		if n.isGone() {
 			continue
 		}
 		v, err := scrapeCounter(n.MetricsAddr, "quotad_grants_total", pool)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -128,36 +127,18 @@ func measure(ctx context.Context, tp Throughput, node *quotadNode, op func(conte
 	}, nil
 }
 
-// loop runs op in n goroutines until d has passed, noting each latency in
+// loop runs op in n goroutines until d has passed (see callLoop), each op with
+// a context of its own that d does not cancel, noting each latency in
 // lat[goroutine] when lat is not nil, and returns the first error.
 func loop(ctx context.Context, n int, d time.Duration, op func(context.Context) error, lat [][]time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				start := time.Now()
-				// Every op started runs to its end: the loop ends between ops.
-				opCtx, cancelOp := context.WithTimeout(context.WithoutCancel(ctx), opTimeout)
-				err := op(opCtx)
-				cancelOp()
-				if err != nil {
-					errs[i] = err
-					return
-				}
-				if lat != nil {
-					lat[i] = append(lat[i], time.Since(start))
-				}
-			}
-		})
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
+	return callLoop(ctx, n, d, func(i int) error {
+		start := time.Now()
+		opCtx, cancelOp := context.WithTimeout(context.WithoutCancel(ctx), opTimeout)
+		err := op(opCtx)
+		cancelOp()
+		if err == nil && lat != nil {
+			lat[i] = append(lat[i], time.Since(start))
 		}
-	}
-	return nil
+		return err
+	})
 }

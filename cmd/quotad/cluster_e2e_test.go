@@ -137,6 +137,46 @@ func waitGrants(t *testing.T, load *clustertest.Load, n int) {
 	clustertest.WaitFor(t, 10*time.Second, fmt.Sprintf("%d grants", n), func() bool { return load.Count() >= n })
 }
 
+// stopLoad stops the load on pool, logs its errors, checks its grants never
+// overdrew the reference buckets and returns them.
+func (c clusterRun) stopLoad(t *testing.T, load *clustertest.Load, pool string) []clustertest.Grant {
+	t.Helper()
+	grants := load.Stop()
+	t.Logf("%s", load.Errors())
+	c.checkNeverOverdrawn(t, pool, grants)
+	return grants
+}
+
+// faultPools are the pools of the fault tests; "hot" is the one under load.
+var faultPools = []string{"hot", "calm", "idle"}
+
+// hotRun is a 3-member cluster on faultPools with "hot" saturated.
+type hotRun struct {
+	clusterRun
+	owner *clustertest.Node // of "hot"
+	load  *clustertest.Load
+}
+
+// startHot starts 3 members on faultPools, saturates "hot" with Go clients
+// connected to every node and waits for its first 40 grants.
+func startHot(t *testing.T) hotRun {
+	t.Helper()
+	r := hotRun{clusterRun: startCluster(t, 3, faultPools...)}
+	r.owner = clustertest.Owner("hot", r.nodes)
+	r.load = clustertest.StartLoad(t, "hot", clustertest.Addrs(r.nodes), clusterWorkers)
+	waitGrants(t, r.load, 40)
+	return r
+}
+
+// survivors waits until the members other than the owner serve every pool, and
+// returns them.
+func (r hotRun) survivors(t *testing.T) []*clustertest.Node {
+	t.Helper()
+	survivors := clustertest.Others(r.nodes, r.owner)
+	clustertest.WaitFormed(t, survivors, len(faultPools), clusterFormWithin)
+	return survivors
+}
+
 // TestClusterSaturatedPool: 8 Go clients spread over 3 nodes saturate one pool
 // for 20 s. The grants never overdraw the reference bucket, and after the first
 // period they reach 95% of rate x time.
@@ -148,10 +188,7 @@ func TestClusterSaturatedPool(t *testing.T) {
 	load := clustertest.StartLoad(t, "hot", clustertest.Addrs(nodes), clusterWorkers)
 	time.Sleep(run) // the run itself
 	end := time.Now()
-	grants := load.Stop()
-	t.Logf("%s", load.Errors())
-
-	c.checkNeverOverdrawn(t, "hot", grants)
+	grants := c.stopLoad(t, load, "hot")
 	from := load.Start.Add(clusterPeriod)
 	got := clustertest.CountBetween(grants, from, end)
 	want := clusterRate * end.Sub(from).Seconds()
@@ -165,12 +202,8 @@ func TestClusterSaturatedPool(t *testing.T) {
 // grants never overdraw the reference bucket, and resume within 3 s.
 func TestClusterOwnerKilled(t *testing.T) {
 	skipShortCluster(t)
-	pools := []string{"hot", "calm", "idle"}
-	c := startCluster(t, 3, pools...)
-	nodes := c.nodes
-	owner := clustertest.Owner("hot", nodes)
-	load := clustertest.StartLoad(t, "hot", clustertest.Addrs(nodes), clusterWorkers)
-	waitGrants(t, load, 40)
+	r := startHot(t)
+	owner, load := r.owner, r.load
 
 	killed := time.Now()
 	owner.Kill()
@@ -178,13 +211,9 @@ func TestClusterOwnerKilled(t *testing.T) {
 		_, ok := clustertest.FirstAfter(load.Grants(), killed)
 		return ok
 	})
-	survivors := clustertest.Others(nodes, owner)
-	clustertest.WaitFormed(t, survivors, len(pools), clusterFormWithin)
+	r.survivors(t)
 	time.Sleep(3 * time.Second) // saturated load on the new owner
-	grants := load.Stop()
-	t.Logf("%s", load.Errors())
-
-	c.checkNeverOverdrawn(t, "hot", grants)
+	grants := r.stopLoad(t, load, "hot")
 	last, _ := clustertest.LastBefore(grants, killed)
 	first, _ := clustertest.FirstAfter(grants, killed)
 	resume := first.At.Sub(killed)
@@ -204,26 +233,17 @@ func TestClusterOwnerKilled(t *testing.T) {
 // stopping move on to the others.
 func TestClusterOwnerStopped(t *testing.T) {
 	skipShortCluster(t)
-	pools := []string{"hot", "calm", "idle"}
-	c := startCluster(t, 3, pools...)
-	nodes := c.nodes
-	owner := clustertest.Owner("hot", nodes)
-	load := clustertest.StartLoad(t, "hot", clustertest.Addrs(nodes), clusterWorkers)
-	waitGrants(t, load, 40)
+	r := startHot(t)
+	owner, load := r.owner, r.load
 
 	signaled := time.Now()
 	if code := owner.Stop(t, 10*time.Second); code != 0 {
 		t.Errorf("exit code %d after SIGTERM, want 0", code)
 	}
 	exited := time.Now()
-	survivors := clustertest.Others(nodes, owner)
-	clustertest.WaitFormed(t, survivors, len(pools), clusterFormWithin)
-	heir := clustertest.Owner("hot", survivors)
+	heir := clustertest.Owner("hot", r.survivors(t))
 	time.Sleep(3 * time.Second) // saturated load on the new owner
-	grants := load.Stop()
-	t.Logf("%s", load.Errors())
-
-	c.checkNeverOverdrawn(t, "hot", grants)
+	grants := r.stopLoad(t, load, "hot")
 	gap, began := clustertest.MaxGap(grants, signaled, exited.Add(time.Second))
 	t.Logf("SIGTERM to %s; exited after %v; longest time without a grant from then to 1s after the exit: %v, from %v after the signal",
 		owner.ID, exited.Sub(signaled).Round(time.Millisecond), gap.Round(time.Millisecond), began.Sub(signaled).Round(time.Millisecond))
@@ -313,10 +333,7 @@ func TestClusterNodeJoins(t *testing.T) {
 		}
 	}
 	time.Sleep(3 * time.Second) // saturated load on the new owner
-	grants := load.Stop()
-	t.Logf("%s", load.Errors())
-
-	c.checkNeverOverdrawn(t, hot, grants)
+	grants := c.stopLoad(t, load, hot)
 	gap, began := clustertest.MaxGap(grants, joined, joined.Add(took))
 	t.Logf("%s: longest time without a grant around the join: %v, from %v after the 4th node started", hot, gap.Round(time.Millisecond), began.Sub(joined).Round(time.Millisecond))
 	for i := 1; i < len(grants); i++ {
@@ -340,9 +357,8 @@ func TestClusterNodeJoins(t *testing.T) {
 // a log line and keeps serving: Acquire works, and no node's view changes.
 func TestClusterDropsGarbage(t *testing.T) {
 	skipShortCluster(t)
-	pools := []string{"hot", "calm", "idle"}
-	c := startCluster(t, 3, pools...)
-	nodes := c.nodes
+	pools := faultPools
+	nodes := startCluster(t, 3, pools...).nodes
 	target := nodes[0]
 	before := clusterViews(t, nodes)
 
@@ -485,12 +501,8 @@ func sendStream(t *testing.T, addr string, data []byte) {
 // in the 5 s after it, and the cluster forms again.
 func TestClusterOwnerPaused(t *testing.T) {
 	skipShortCluster(t)
-	pools := []string{"hot", "calm", "idle"}
-	c := startCluster(t, 3, pools...)
-	nodes := c.nodes
-	owner := clustertest.Owner("hot", nodes)
-	load := clustertest.StartLoad(t, "hot", clustertest.Addrs(nodes), clusterWorkers)
-	waitGrants(t, load, 40)
+	r := startHot(t)
+	owner, load := r.owner, r.load
 
 	const pause = 2500 * time.Millisecond // > fence-after + suspect-after
 	pid := owner.Pid()
@@ -510,11 +522,8 @@ func TestClusterOwnerPaused(t *testing.T) {
 	resume()
 	continued := time.Now()
 	time.Sleep(5 * time.Second) // under load after the owner is back
-	grants := load.Stop()
-	t.Logf("%s", load.Errors())
-	clustertest.WaitFormed(t, nodes, len(pools), clusterFormWithin)
-
-	c.checkNeverOverdrawn(t, "hot", grants)
+	grants := r.stopLoad(t, load, "hot")
+	clustertest.WaitFormed(t, r.nodes, len(faultPools), clusterFormWithin)
 	first, ok := clustertest.FirstAfter(grants, stopped)
 	during := clustertest.CountBetween(grants, stopped, continued)
 	if !ok || !first.At.Before(continued) {

@@ -9,6 +9,24 @@ import (
 	"github.com/quotad/quotad/internal/etcdtest"
 )
 
+// startEtcdPair starts etcd holding the pool "shared" (20 requests per second)
+// and two nodes on it (registration TTL 2 s), waits until they serve the pool,
+// and returns the nodes, the pool's owner and the other node.
+func startEtcdPair(t *testing.T) (nodes []*clustertest.Node, owner, survivor *clustertest.Node) {
+	t.Helper()
+	e := etcdtest.Start(t)
+	etcdtest.Put(t, e.Client(t), "/quotad/pools/shared", "limits: [{resource: requests, amount: 20, per: 1s}]\n")
+	etcdArgs := []string{"--etcd-endpoints", strings.Join(e.Endpoints(), ","), "--etcd-node-ttl", "2s"}
+	nodes = []*clustertest.Node{
+		clustertest.Start(t, "", clustertest.FreeGossipAddr(t), nil, etcdArgs...),
+		clustertest.Start(t, "", clustertest.FreeGossipAddr(t), nil, etcdArgs...),
+	}
+	clustertest.WaitFormed(t, nodes, 1, 10*time.Second)
+	owner = clustertest.Owner("shared", nodes)
+	survivor = clustertest.Others(nodes, owner)[0]
+	return nodes, owner, survivor
+}
+
 // TestClusterOnEtcdTwoNodesSurviveAKill: with etcd, the members of record are the
 // registered nodes, so two nodes are enough: when the owner of a pool is killed,
 // the survivor takes the pool once the dead node's registration is gone (TTL 2 s
@@ -17,16 +35,7 @@ func TestClusterOnEtcdTwoNodesSurviveAKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs for about 10 s")
 	}
-	e := etcdtest.Start(t)
-	etcdtest.Put(t, e.Client(t), "/quotad/pools/shared", "limits: [{resource: requests, amount: 20, per: 1s}]\n")
-	etcdArgs := []string{"--etcd-endpoints", strings.Join(e.Endpoints(), ","), "--etcd-node-ttl", "2s"}
-	nodes := []*clustertest.Node{
-		clustertest.Start(t, "", clustertest.FreeGossipAddr(t), nil, etcdArgs...),
-		clustertest.Start(t, "", clustertest.FreeGossipAddr(t), nil, etcdArgs...),
-	}
-	clustertest.WaitFormed(t, nodes, 1, 10*time.Second)
-	owner := clustertest.Owner("shared", nodes)
-	survivor := clustertest.Others(nodes, owner)[0]
+	nodes, owner, survivor := startEtcdPair(t)
 	load := clustertest.StartLoad(t, "shared", clustertest.Addrs(nodes), 6)
 	clustertest.WaitFor(t, 5*time.Second, "grants flow", func() bool { return load.Count() > 20 })
 
@@ -62,16 +71,7 @@ func TestClusterOnEtcdOwnerStoppedHandsOff(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs for about 5 s")
 	}
-	e := etcdtest.Start(t)
-	etcdtest.Put(t, e.Client(t), "/quotad/pools/shared", "limits: [{resource: requests, amount: 20, per: 1s}]\n")
-	etcdArgs := []string{"--etcd-endpoints", strings.Join(e.Endpoints(), ","), "--etcd-node-ttl", "2s"}
-	nodes := []*clustertest.Node{
-		clustertest.Start(t, "", clustertest.FreeGossipAddr(t), nil, etcdArgs...),
-		clustertest.Start(t, "", clustertest.FreeGossipAddr(t), nil, etcdArgs...),
-	}
-	clustertest.WaitFormed(t, nodes, 1, 10*time.Second)
-	owner := clustertest.Owner("shared", nodes)
-	survivor := clustertest.Others(nodes, owner)[0]
+	_, owner, survivor := startEtcdPair(t)
 	if code := owner.Stop(t, 10*time.Second); code != 0 {
 		t.Errorf("exit code %d after SIGTERM, want 0", code)
 	}
