@@ -380,6 +380,7 @@ func (n *Node) takeOver(pool string, until int64, lapsed bool) {
 	n.mu.Lock()
 	n.pools[pool] = lease
 	n.mu.Unlock()
+	n.repl.Kick() // a big change: its heir gets the new state at once
 	n.log.Info("pool owned", "pool", pool, "how", how)
 }
 
@@ -400,7 +401,9 @@ func (n *Node) publishRoute() {
 			rt.grpc[id] = addr
 		}
 	}
-	n.route.Store(rt)
+	if old := n.route.Swap(rt); old != nil && !slices.Equal(old.latest, rt.latest) && n.repl != nil {
+		n.repl.Reset() // pools may have new heirs: send them every state
+	}
 }
 
 // Owner implements Router: the pool's owner in this node's latest view.

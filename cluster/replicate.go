@@ -50,6 +50,7 @@ type Replicator struct {
 	nextAt   map[string]time.Time // pool -> not snapshotted again before (big states)
 	failing  map[string]bool      // heirs whose last send failed (logged once)
 	reset    chan struct{}
+	kick     chan struct{}
 	conns    map[string]*grpc.ClientConn
 }
 
@@ -71,7 +72,7 @@ func NewReplicator(lim *limiter.Limiter, heir HeirFunc, opts ReplicatorOptions) 
 		opts.Clock = clock.Real()
 	}
 	return &Replicator{lim: lim, heir: heir, opts: opts, versions: map[string]uint64{}, nextAt: map[string]time.Time{},
-		failing: map[string]bool{}, reset: make(chan struct{}, 1), conns: map[string]*grpc.ClientConn{}}
+		failing: map[string]bool{}, reset: make(chan struct{}, 1), kick: make(chan struct{}, 1), conns: map[string]*grpc.ClientConn{}}
 }
 
 // Reset makes the next round send every pool, changed or not: call it when the
@@ -83,7 +84,16 @@ func (r *Replicator) Reset() {
 	}
 }
 
-// Run replicates every Interval until ctx ends.
+// Kick asks for a round now, not at the next tick: call it after a big change
+// (a takeover). Safe for concurrent use.
+func (r *Replicator) Kick() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run replicates every Interval, and when kicked, until ctx ends.
 func (r *Replicator) Run(ctx context.Context) {
 	t := time.NewTicker(r.opts.Interval)
 	defer t.Stop()
@@ -93,8 +103,9 @@ func (r *Replicator) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			r.Round(ctx)
+		case <-r.kick:
 		}
+		r.Round(ctx)
 	}
 }
 
