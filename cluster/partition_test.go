@@ -1,17 +1,12 @@
 package cluster_test
 
 import (
-	"errors"
 	"io"
-	"log"
 	"log/slog"
 	"net"
-	"strconv"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/memberlist"
 	"google.golang.org/grpc"
 
 	"github.com/quotad/quotad/cluster"
@@ -29,81 +24,6 @@ import (
 // owner of a pool and the two others for longer than every detection and fence
 // timeout, then heals.
 
-// faultTransport wraps memberlist's transport and drops every packet and stream
-// to or from the addresses it is told to block.
-type faultTransport struct {
-	*memberlist.NetTransport
-	packets chan *memberlist.Packet
-
-	mu      sync.Mutex // guards blocked
-	blocked map[string]bool
-}
-
-func newFaultTransport(t *testing.T, addr string) *faultTransport {
-	host, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	port, err := strconv.Atoi(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{host}, BindPort: port,
-		Logger: log.New(io.Discard, "", 0)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ft := &faultTransport{NetTransport: nt, packets: make(chan *memberlist.Packet, 1024), blocked: map[string]bool{}}
-	go func() {
-		for p := range nt.PacketCh() {
-			if !ft.isBlocked(p.From.String()) {
-				ft.packets <- p
-			}
-		}
-	}()
-	return ft
-}
-
-func (ft *faultTransport) block(addrs ...string) {
-	ft.mu.Lock()
-	defer ft.mu.Unlock()
-	clear(ft.blocked)
-	for _, a := range addrs {
-		ft.blocked[a] = true
-	}
-}
-
-func (ft *faultTransport) isBlocked(addr string) bool {
-	ft.mu.Lock()
-	defer ft.mu.Unlock()
-	return ft.blocked[addr]
-}
-
-func (ft *faultTransport) PacketCh() <-chan *memberlist.Packet { return ft.packets }
-
-func (ft *faultTransport) WriteTo(b []byte, addr string) (time.Time, error) {
-	if ft.isBlocked(addr) {
-		return time.Now(), nil // lost on the way
-	}
-	return ft.NetTransport.WriteTo(b, addr)
-}
-
-func (ft *faultTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
-	if ft.isBlocked(addr) {
-		return nil, errors.New("partitioned")
-	}
-	return ft.NetTransport.DialTimeout(addr, timeout)
-}
-
-// memberlist calls the address-aware forms, which NetTransport also has.
-func (ft *faultTransport) WriteToAddress(b []byte, addr memberlist.Address) (time.Time, error) {
-	return ft.WriteTo(b, addr.Addr)
-}
-
-func (ft *faultTransport) DialAddressTimeout(addr memberlist.Address, timeout time.Duration) (net.Conn, error) {
-	return ft.DialTimeout(addr.Addr, timeout)
-}
-
 const partitionPools = `
 pools:
   - name: shared
@@ -113,7 +33,7 @@ pools:
 
 type testMember struct {
 	node *cluster.Node
-	ft   *faultTransport
+	ft   *cluster.FaultTransport
 	gs   *grpc.Server
 	addr string // gRPC
 }
@@ -128,7 +48,10 @@ func startTestMember(t *testing.T, gossip string, join []string, fence cluster.Q
 	if err != nil {
 		t.Fatal(err)
 	}
-	ft := newFaultTransport(t, gossip)
+	ft, err := cluster.NewFaultTransport(gossip)
+	if err != nil {
+		t.Fatal(err)
+	}
 	node, err := cluster.StartNode(lim, lis.Addr().String(), cluster.NodeConfig{
 		Gossip:         cluster.MembershipConfig{Bind: gossip, Join: join, Transport: ft},
 		Fence:          fence,
@@ -190,9 +113,9 @@ func TestPartitionMajoritySideServesAndNothingOverdraws(t *testing.T) {
 
 	clustertest.WaitFor(t, 5*time.Second, "grants flow", func() bool { return load.Count() > 20 })
 	cut := time.Now()
-	owner.ft.block(others[0].node.ID(), others[1].node.ID())
+	owner.ft.Block(others[0].node.ID(), others[1].node.ID())
 	for _, m := range others {
-		m.ft.block(owner.node.ID())
+		m.ft.Block(owner.node.ID())
 	}
 	// Well past detection, fence and takeover: the majority side serves.
 	time.Sleep(4 * time.Second)
@@ -200,9 +123,9 @@ func TestPartitionMajoritySideServesAndNothingOverdraws(t *testing.T) {
 		t.Errorf("the majority side granted %d in the last 1.5 s of the partition; want it serving (20/s)", n)
 	}
 	healed := time.Now()
-	owner.ft.block()
+	owner.ft.Block()
 	for _, m := range others {
-		m.ft.block()
+		m.ft.Block()
 	}
 	time.Sleep(5 * time.Second) // the checks cover 10 s: the partition, the healing, after
 	grants := load.Stop()

@@ -269,6 +269,14 @@ func (n *node) joinCluster(ctx context.Context, grpcAddr string) error {
 			}
 		}()
 	}
+	if c.BlockFile != "" {
+		ft, err := cluster.NewFaultTransport(c.GossipListen)
+		if err != nil {
+			return fmt.Errorf("gossip-block-file: %w", err)
+		}
+		cfg.Gossip.Transport = ft
+		go ft.FollowBlockFile(ctx, c.BlockFile, 200*time.Millisecond, n.log)
+	}
 	node, err := cluster.StartNode(n.lim, grpcAddr, cfg)
 	if err != nil {
 		return err

@@ -52,6 +52,7 @@ type ClusterSettings struct {
 	FenceAfter      time.Duration
 	SuspectAfter    time.Duration
 	Heartbeat       time.Duration
+	BlockFile       string
 }
 
 func (c *ClusterSettings) defineFlags(fs *flag.FlagSet) {
@@ -62,6 +63,7 @@ func (c *ClusterSettings) defineFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.FenceAfter, "fence-after", time.Second, "a node that has not heard a majority for this long stops granting")
 	fs.DurationVar(&c.SuspectAfter, "suspect-after", time.Second, "a member not heard for this long is taken as gone and its pools move")
 	fs.DurationVar(&c.Heartbeat, "heartbeat-interval", 100*time.Millisecond, "how often members exchange heartbeats and replicate pool state")
+	fs.StringVar(&c.BlockFile, "gossip-block-file", "", "partition drill: cut gossip with the peers whose gossip addresses this file lists, one per line (followed live; needs a fixed gossip port)")
 }
 
 // joins returns the --join addresses.
