@@ -11,8 +11,6 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -51,8 +49,8 @@ type poolRequest interface{ GetPool() string }
 type ForwardOptions struct {
 	// Self names this node in forwarded calls' metadata.
 	Self string
-	// Creds secure peer connections; nil means insecure.
-	Creds credentials.TransportCredentials
+	// Conns are the peer connections; nil: the Forwarder pools its own.
+	Conns *PeerConns
 	// RetryEvery paces re-sends while ownership settles; zero means 50ms.
 	RetryEvery time.Duration
 	// WatchEvery paces the check, while a forwarded call waits at an owner, that
@@ -70,15 +68,11 @@ type Forwarder struct {
 	router Router
 	opts   ForwardOptions
 
-	mu    sync.Mutex // guards conns
-	conns map[string]*grpc.ClientConn
+	conns *PeerConns
 }
 
 // NewForwarder returns a Forwarder that asks router who owns each pool.
 func NewForwarder(router Router, opts ForwardOptions) *Forwarder {
-	if opts.Creds == nil {
-		opts.Creds = insecure.NewCredentials()
-	}
 	if opts.RetryEvery <= 0 {
 		opts.RetryEvery = 50 * time.Millisecond
 	}
@@ -88,18 +82,15 @@ func NewForwarder(router Router, opts ForwardOptions) *Forwarder {
 	if opts.Settle <= 0 {
 		opts.Settle = 3 * time.Second
 	}
-	return &Forwarder{router: router, opts: opts, conns: make(map[string]*grpc.ClientConn)}
+	conns := opts.Conns
+	if conns == nil {
+		conns = NewPeerConns(nil)
+	}
+	return &Forwarder{router: router, opts: opts, conns: conns}
 }
 
 // Close closes the pooled connections.
-func (f *Forwarder) Close() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for addr, c := range f.conns {
-		c.Close()
-		delete(f.conns, addr)
-	}
-}
+func (f *Forwarder) Close() { f.conns.Close() }
 
 // Interceptor serves QuotaService calls for pools this node owns and forwards the
 // others. Other services (health, reflection, peers) pass through.
@@ -241,7 +232,7 @@ func (w *ownerWatch) stop() bool {
 
 // forward sends one call to the owner at addr, keeping the caller's deadline.
 func (f *Forwarder) forward(ctx context.Context, addr, method string, req any) (any, error) {
-	conn, err := f.conn(addr)
+	conn, err := f.conns.Get(addr)
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "connect to owner %s: %v", addr, err)
 	}
@@ -270,17 +261,3 @@ func newResponse(method string) any {
 	return nil
 }
 
-// conn returns the pooled connection to addr.
-func (f *Forwarder) conn(addr string) (*grpc.ClientConn, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if c := f.conns[addr]; c != nil {
-		return c, nil
-	}
-	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(f.opts.Creds))
-	if err != nil {
-		return nil, err
-	}
-	f.conns[addr] = c
-	return c, nil
-}

@@ -13,7 +13,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -87,7 +86,7 @@ type Node struct {
 	route atomic.Pointer[routeTable] // the latest view, for lock-free routing
 
 	handoffs sync.WaitGroup
-	peerConn sync.Map // gRPC address -> *grpc.ClientConn, for handoffs
+	conns    *PeerConns // to peers' gRPC: forwarding, replication, handoffs
 	stop     context.CancelFunc
 	done     chan struct{}
 }
@@ -127,8 +126,9 @@ func StartNode(lim *limiter.Limiter, grpcAddr string, cfg NodeConfig) (*Node, er
 	n.q = q // gossip may already deliver heartbeats (receive)
 	n.mu.Unlock()
 	n.publishRoute()
-	n.repl = NewReplicator(lim, n.heir, ReplicatorOptions{Self: fence.Self, Interval: cfg.ReplicateEvery, Logger: cfg.Logger})
-	n.fwd = NewForwarder(n, ForwardOptions{Self: fence.Self})
+	n.conns = NewPeerConns(nil)
+	n.repl = NewReplicator(lim, n.heir, ReplicatorOptions{Self: fence.Self, Interval: cfg.ReplicateEvery, Conns: n.conns, Logger: cfg.Logger})
+	n.fwd = NewForwarder(n, ForwardOptions{Self: fence.Self, Conns: n.conns})
 	ctx, cancel := context.WithCancel(context.Background())
 	n.stop = cancel
 	go n.run(ctx)
@@ -324,7 +324,7 @@ func (n *Node) handOff(pool string) {
 }
 
 func (n *Node) sendHandoff(addr string, st *quotadv1.PoolState) error {
-	conn, err := n.conn(addr)
+	conn, err := n.conns.Get(addr)
 	if err != nil {
 		return err
 	}
@@ -334,20 +334,6 @@ func (n *Node) sendHandoff(addr string, st *quotadv1.PoolState) error {
 	return err
 }
 
-func (n *Node) conn(addr string) (*grpc.ClientConn, error) {
-	if c, ok := n.peerConn.Load(addr); ok {
-		return c.(*grpc.ClientConn), nil
-	}
-	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return nil, err
-	}
-	if old, loaded := n.peerConn.LoadOrStore(addr, c); loaded {
-		c.Close()
-		return old.(*grpc.ClientConn), nil
-	}
-	return c, nil
-}
 
 // takeOver starts serving pool. A recent handoff is continued without the
 // takeover charge; anything else (a replica, or the state this node holds) is
@@ -403,6 +389,11 @@ func (n *Node) publishRoute() {
 	}
 	if old := n.route.Swap(rt); old != nil && !slices.Equal(old.latest, rt.latest) && n.repl != nil {
 		n.repl.Reset() // pools may have new heirs: send them every state
+		live := map[string]bool{}
+		for _, addr := range rt.grpc {
+			live[addr] = true
+		}
+		n.conns.Keep(live) // departed peers are not redialled for ever
 	}
 }
 
@@ -483,11 +474,7 @@ func (n *Node) Leave(ctx context.Context) error {
 func (n *Node) Close(leave bool) error {
 	n.stop()
 	<-n.done
-	n.fwd.Close()
-	n.peerConn.Range(func(k, v any) bool {
-		v.(*grpc.ClientConn).Close()
-		return true
-	})
+	n.conns.Close()
 	if leave {
 		return n.ml.Leave(time.Second)
 	}

@@ -6,9 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/quotad/quotad/internal/clock"
@@ -29,8 +26,9 @@ type ReplicatorOptions struct {
 	Interval time.Duration
 	// MaxBatchBytes bounds one Replicate call; zero means 1 MiB.
 	MaxBatchBytes int
-	Creds         credentials.TransportCredentials
-	Logger        *slog.Logger
+	// Conns are the peer connections; nil: the Replicator pools its own.
+	Conns  *PeerConns
+	Logger *slog.Logger
 	// Clock paces rounds' snapshots of big states; nil means the real clock.
 	Clock clock.Clock
 }
@@ -51,7 +49,8 @@ type Replicator struct {
 	failing  map[string]bool      // heirs whose last send failed (logged once)
 	reset    chan struct{}
 	kick     chan struct{}
-	conns    map[string]*grpc.ClientConn
+	conns    *PeerConns
+	ownConns bool // conns were made here, so Run closes them
 }
 
 // NewReplicator returns a Replicator of lim's pools.
@@ -62,8 +61,9 @@ func NewReplicator(lim *limiter.Limiter, heir HeirFunc, opts ReplicatorOptions) 
 	if opts.MaxBatchBytes <= 0 {
 		opts.MaxBatchBytes = 1 << 20
 	}
-	if opts.Creds == nil {
-		opts.Creds = insecure.NewCredentials()
+	ownConns := opts.Conns == nil
+	if ownConns {
+		opts.Conns = NewPeerConns(nil)
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -72,7 +72,7 @@ func NewReplicator(lim *limiter.Limiter, heir HeirFunc, opts ReplicatorOptions) 
 		opts.Clock = clock.Real()
 	}
 	return &Replicator{lim: lim, heir: heir, opts: opts, versions: map[string]uint64{}, nextAt: map[string]time.Time{},
-		failing: map[string]bool{}, reset: make(chan struct{}, 1), kick: make(chan struct{}, 1), conns: map[string]*grpc.ClientConn{}}
+		failing: map[string]bool{}, reset: make(chan struct{}, 1), kick: make(chan struct{}, 1), conns: opts.Conns, ownConns: ownConns}
 }
 
 // Reset makes the next round send every pool, changed or not: call it when the
@@ -163,13 +163,9 @@ func (r *Replicator) pace(size int) time.Duration {
 
 // send delivers states to addr in calls of at most MaxBatchBytes.
 func (r *Replicator) send(ctx context.Context, addr string, states []*quotadv1.PoolState) error {
-	conn := r.conns[addr]
-	if conn == nil {
-		c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(r.opts.Creds))
-		if err != nil {
-			return err
-		}
-		conn, r.conns[addr] = c, c
+	conn, err := r.conns.Get(addr)
+	if err != nil {
+		return err
 	}
 	api := quotadv1.NewPeerServiceClient(conn)
 	for len(states) > 0 {
@@ -190,9 +186,8 @@ func (r *Replicator) send(ctx context.Context, addr string, states []*quotadv1.P
 }
 
 func (r *Replicator) close() {
-	for addr, c := range r.conns {
-		c.Close()
-		delete(r.conns, addr)
+	if r.ownConns {
+		r.conns.Close()
 	}
 }
 
