@@ -334,7 +334,6 @@ func (n *Node) sendHandoff(addr string, st *quotadv1.PoolState) error {
 	return err
 }
 
-
 // takeOver starts serving pool. A recent handoff is continued without the
 // takeover charge; anything else (a replica, or the state this node holds) is
 // charged what an unseen owner could have granted since. "Recent" is two fence
