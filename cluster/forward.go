@@ -260,4 +260,3 @@ func newResponse(method string) any {
 	}
 	return nil
 }
-
