@@ -102,8 +102,7 @@ func (f *Forwarder) Interceptor() grpc.UnaryServerInterceptor {
 			return handler(ctx, req)
 		}
 		forwarded := isForwarded(ctx)
-		settle := time.NewTimer(f.opts.Settle)
-		defer settle.Stop()
+		var settle <-chan time.Time // armed at the first retry: most calls need none
 		var last error
 		for {
 			addr, self, err := f.router.Owner(r.GetPool())
@@ -126,10 +125,15 @@ func (f *Forwarder) Interceptor() grpc.UnaryServerInterceptor {
 				last = status.Errorf(codes.Unavailable, "pool %q: %v", r.GetPool(), err)
 			}
 			// No owner yet, or the owner moved, died or is fenced: ask again shortly.
+			if settle == nil {
+				t := time.NewTimer(f.opts.Settle)
+				defer t.Stop()
+				settle = t.C
+			}
 			select {
 			case <-ctx.Done():
 				return nil, status.Errorf(codes.Unavailable, "pool %q: no reachable owner before the deadline: %v", r.GetPool(), ctx.Err())
-			case <-settle.C:
+			case <-settle:
 				return nil, last
 			case <-time.After(f.opts.RetryEvery):
 			}
