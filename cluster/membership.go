@@ -32,15 +32,12 @@ type Member struct {
 	GRPC string
 	// Format is the newest pool-state format the node reads.
 	Format uint32
-	// Draining is set once the node has begun a graceful leave.
-	Draining bool
 }
 
 // nodeMeta is what a node gossips about itself.
 type nodeMeta struct {
-	GRPC     string `json:"grpc"`
-	Format   uint32 `json:"fmt"`
-	Draining bool   `json:"drain,omitempty"`
+	GRPC   string `json:"grpc"`
+	Format uint32 `json:"fmt"`
 }
 
 // MembershipConfig configures a node's gossip.
@@ -215,17 +212,6 @@ func (m *Membership) Members() []Member {
 // Changes is signalled after every change of membership; read Members then.
 func (m *Membership) Changes() <-chan struct{} { return m.changes }
 
-// SetDraining announces, by gossip, that this node is leaving.
-func (m *Membership) SetDraining() error {
-	m.mu.Lock()
-	m.meta.Draining = true
-	m.mu.Unlock()
-	if err := m.ml.UpdateNode(time.Second); err != nil {
-		return fmt.Errorf("announce draining: %w", err)
-	}
-	return nil
-}
-
 // Leave tells the peers this node is leaving, then stops gossip.
 func (m *Membership) Leave(timeout time.Duration) error {
 	err := m.ml.Leave(timeout)
@@ -307,7 +293,7 @@ func (m *Membership) update(n *memberlist.Node, alive bool) {
 			m.log.Warn("gossip member with unreadable metadata ignored", "member", n.Name, "err", err)
 			return
 		}
-		m.members[n.Name] = Member{Name: n.Name, Gossip: n.Address(), GRPC: meta.GRPC, Format: meta.Format, Draining: meta.Draining}
+		m.members[n.Name] = Member{Name: n.Name, Gossip: n.Address(), GRPC: meta.GRPC, Format: meta.Format}
 	} else {
 		delete(m.members, n.Name)
 	}

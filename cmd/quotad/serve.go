@@ -79,7 +79,7 @@ type node struct {
 	cluster  *cluster.Node    // with --gossip-listen
 	// reg registers a cluster member in etcd (both flags), from joinCluster until
 	// it has left: a leaving member stays of record while it hands its pools off.
-	reg *cluster.Registration
+	reg atomic.Pointer[cluster.Registration]
 }
 
 func runNode(ctx context.Context, s Settings, log *slog.Logger) error {
@@ -244,15 +244,14 @@ func (n *node) joinCluster(ctx context.Context, grpcAddr string) error {
 		ReplicateEvery: c.Heartbeat,
 		Logger:         n.log,
 	}
-	var reg atomic.Pointer[cluster.Registration]
 	if n.etcd != nil {
 		record := make(chan []string, 1)
 		cfg.Record = record
 		cfg.SelfUntil = func() time.Time {
-			if r := reg.Load(); r != nil {
+			if r := n.reg.Load(); r != nil {
 				return r.Deadline()
 			}
-			return time.Time{} // not registered yet: no grants
+			return time.Time{} // not registered (yet, or any more): no grants
 		}
 		watch := cluster.WatchNodes(ctx, n.etcd, cluster.DefaultNodesPrefix, time.Second)
 		go func() {
@@ -285,17 +284,15 @@ func (n *node) joinCluster(ctx context.Context, grpcAddr string) error {
 	n.metrics.Registry.MustRegister(node.Collector())
 	if n.etcd != nil {
 		r := cluster.Register(n.etcd, cluster.Registered{ID: node.ID(), Addr: grpcAddr}, cluster.RegistryOptions{TTL: n.settings.NodeTTL, Logger: n.log})
-		reg.Store(r)
-		n.reg = r // closed once the node has left (shutdown), not at the signal
+		n.reg.Store(r) // closed once the node has left (shutdown), not at the signal
 	}
 	return nil
 }
 
 // unregister ends the cluster member's etcd registration, if any and not yet.
 func (n *node) unregister() {
-	if n.reg != nil {
-		n.reg.Close()
-		n.reg = nil
+	if r := n.reg.Swap(nil); r != nil {
+		r.Close()
 	}
 }
 

@@ -82,7 +82,7 @@ func TestLeaseFencesEveryGrantPath(t *testing.T) {
 }
 
 func TestDisownHandsOverTheFinalState(t *testing.T) {
-	l, fake := newClustered(t, Config{Limits: []Limit{perSecond(10, 10, 1)}})
+	l, _ := newClustered(t, Config{Limits: []Limit{perSecond(10, 10, 1)}})
 	if err := l.Own("p", OwnOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,6 @@ func TestDisownHandsOverTheFinalState(t *testing.T) {
 	if _, err := next.Report("p", GrantID{Epoch: d.Grant.Epoch, Seq: d.Grant.Seq}, Usage{}, Success, 0); err != nil {
 		t.Fatalf("report of a grant made before the handoff: %v", err)
 	}
-	_ = fake
 }
 
 func TestOwnWithTakeOverChargesTheTightestLevel(t *testing.T) {
