@@ -18,9 +18,9 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/quotad/quotad/internal/clock"
+	"github.com/quotad/quotad/limiter"
 	quotadv1 "github.com/quotad/quotad/proto/quotad/v1"
 	"github.com/quotad/quotad/server"
-	"github.com/quotad/quotad/server/limiter"
 )
 
 // callers is the number of concurrent callers the throughput benchmarks use.

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	quotadv1 "github.com/quotad/quotad/proto/quotad/v1"
-	"github.com/quotad/quotad/server/limiter"
+	"github.com/quotad/quotad/limiter"
+	statev1 "github.com/quotad/quotad/proto/quotad/state/v1"
 )
 
 // The fence with the engine: every simulated node holds a limiter.Pool per pool
@@ -65,7 +65,7 @@ type simEngine struct {
 }
 
 type simReplica struct {
-	st      *quotadv1.PoolState
+	st      *statev1.PoolState
 	final   bool
 	arrived int64 // the receiver's clock
 }

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -28,9 +27,6 @@ import (
 // forwardedKey is the metadata key that marks a forwarded call; its value is the
 // forwarding node's name.
 const forwardedKey = "quotad-forwarded-by"
-
-// NotOwnerReason is the ErrorInfo reason of a NOT_OWNER answer (code ABORTED).
-const NotOwnerReason = "NOT_OWNER"
 
 // ErrNoOwner: the Router knows no live owner for the pool (for now).
 var ErrNoOwner = errors.New("no owner for the pool")
@@ -122,7 +118,7 @@ func (f *Forwarder) Interceptor() grpc.UnaryServerInterceptor {
 				}
 				last = err
 			default:
-				last = status.Errorf(codes.Unavailable, "pool %q: %v", r.GetPool(), err)
+				last = noOwner(fmt.Sprintf("pool %q: %v", r.GetPool(), err))
 			}
 			// No owner yet, or the owner moved, died or is fenced: ask again shortly.
 			if settle == nil {
@@ -132,7 +128,7 @@ func (f *Forwarder) Interceptor() grpc.UnaryServerInterceptor {
 			}
 			select {
 			case <-ctx.Done():
-				return nil, status.Errorf(codes.Unavailable, "pool %q: no reachable owner before the deadline: %v", r.GetPool(), ctx.Err())
+				return nil, noOwner(fmt.Sprintf("pool %q: no reachable owner before the deadline: %v", r.GetPool(), ctx.Err()))
 			case <-settle:
 				return nil, last
 			case <-time.After(f.opts.RetryEvery):
@@ -151,22 +147,15 @@ func notOwner(pool string, cause error) error {
 	if cause != nil {
 		msg += ": " + cause.Error()
 	}
-	st := status.New(codes.Aborted, msg)
-	if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: NotOwnerReason, Domain: "quotad"}); err == nil {
-		st = d
-	}
-	return st.Err()
+	return quotadv1.ErrorReason_NOT_OWNER.Error(codes.Aborted, msg)
 }
 
+// noOwner answers a call whose pool has no reachable owner: retryable, on this
+// node or another.
+func noOwner(msg string) error { return quotadv1.ErrorReason_NO_OWNER.Error(codes.Unavailable, msg) }
+
 // IsNotOwner reports whether err is a NOT_OWNER answer.
-func IsNotOwner(err error) bool {
-	for _, d := range status.Convert(err).Details() {
-		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetReason() == NotOwnerReason {
-			return true
-		}
-	}
-	return false
-}
+func IsNotOwner(err error) bool { return quotadv1.ReasonOf(err) == quotadv1.ErrorReason_NOT_OWNER }
 
 // retryable: the call did not reach a serving owner, so it may go again (a
 // re-sent Acquire keeps its request id, so it is never granted twice).
@@ -191,7 +180,7 @@ func (f *Forwarder) forwardWhileOwner(ctx context.Context, addr, pool, method st
 	resp, err := f.forward(attempt, addr, method, req)
 	moved := w.stop()
 	if err != nil && moved && ctx.Err() == nil {
-		return nil, status.Errorf(codes.Unavailable, "pool %q: owner %s replaced while the call waited there: %v", pool, addr, err)
+		return nil, noOwner(fmt.Sprintf("pool %q: owner %s replaced while the call waited there: %v", pool, addr, err))
 	}
 	return resp, err
 }
@@ -238,7 +227,7 @@ func (w *ownerWatch) stop() bool {
 func (f *Forwarder) forward(ctx context.Context, addr, method string, req any) (any, error) {
 	conn, err := f.conns.Get(addr)
 	if err != nil {
-		return nil, status.Errorf(codes.Unavailable, "connect to owner %s: %v", addr, err)
+		return nil, noOwner(fmt.Sprintf("connect to owner %s: %v", addr, err))
 	}
 	out := metadata.AppendToOutgoingContext(ctx, forwardedKey, f.opts.Self)
 	resp := newResponse(method)

@@ -17,9 +17,9 @@ import (
 
 	"github.com/quotad/quotad/internal/clock"
 	"github.com/quotad/quotad/internal/configtest"
+	"github.com/quotad/quotad/limiter"
 	quotadv1 "github.com/quotad/quotad/proto/quotad/v1"
 	"github.com/quotad/quotad/server"
-	"github.com/quotad/quotad/server/limiter"
 )
 
 // owners is the ownership every test node's router shares.
@@ -81,7 +81,7 @@ func inFlight(t *testing.T, n *testNode) int64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return st.GetInFlight()
+	return st.InFlight
 }
 
 func TestForwardToOwner(t *testing.T) {
@@ -147,7 +147,7 @@ func TestWaitingCallFollowsANewOwner(t *testing.T) {
 	}()
 	for {
 		st, _ := b.lim.Status("p")
-		if st.GetWaiters() == 1 {
+		if st.Waiters == 1 {
 			break
 		}
 		time.Sleep(5 * time.Millisecond)
@@ -160,8 +160,8 @@ func TestWaitingCallFollowsANewOwner(t *testing.T) {
 	if !g.GetGranted() {
 		t.Fatalf("re-sent acquire: %v", g)
 	}
-	if st, _ := c.lim.Status("p"); st.GetInFlight() != 2 {
-		t.Errorf("c in flight %d, want its own grant and the re-sent one", st.GetInFlight())
+	if st, _ := c.lim.Status("p"); st.InFlight != 2 {
+		t.Errorf("c in flight %d, want its own grant and the re-sent one", st.InFlight)
 	}
 }
 

@@ -17,8 +17,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/quotad/quotad/internal/clock"
+	"github.com/quotad/quotad/limiter"
+	statev1 "github.com/quotad/quotad/proto/quotad/state/v1"
 	quotadv1 "github.com/quotad/quotad/proto/quotad/v1"
-	"github.com/quotad/quotad/server/limiter"
 )
 
 // Node ties the cluster's parts to one quotad's engine: gossip carries the
@@ -323,14 +324,14 @@ func (n *Node) handOff(pool string) {
 	}()
 }
 
-func (n *Node) sendHandoff(addr string, st *quotadv1.PoolState) error {
+func (n *Node) sendHandoff(addr string, st *statev1.PoolState) error {
 	conn, err := n.conns.Get(addr)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.HandoffTimeout)
 	defer cancel()
-	_, err = quotadv1.NewPeerServiceClient(conn).Handoff(ctx, &quotadv1.HandoffRequest{From: n.ID(), Pools: []*quotadv1.PoolState{st}})
+	_, err = quotadv1.NewPeerServiceClient(conn).Handoff(ctx, &quotadv1.HandoffRequest{From: n.ID(), Pools: []*statev1.PoolState{st}})
 	return err
 }
 
@@ -501,7 +502,7 @@ func (p peerServer) check(from string) error {
 }
 
 // known keeps the states of pools this node has, logging the others.
-func (p peerServer) known(from string, states []*quotadv1.PoolState) []*quotadv1.PoolState {
+func (p peerServer) known(from string, states []*statev1.PoolState) []*statev1.PoolState {
 	pools := map[string]bool{}
 	for _, name := range p.n.lim.Pools() {
 		pools[name] = true

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/quotad/quotad/internal/clock"
-	"github.com/quotad/quotad/server/limiter"
+	"github.com/quotad/quotad/limiter"
 )
 
 func clusteredPools(t *testing.T, lim *limiter.Limiter, n int) {

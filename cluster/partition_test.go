@@ -13,9 +13,9 @@ import (
 	"github.com/quotad/quotad/internal/clock"
 	"github.com/quotad/quotad/internal/clustertest"
 	"github.com/quotad/quotad/internal/configtest"
+	"github.com/quotad/quotad/limiter"
 	quotadv1 "github.com/quotad/quotad/proto/quotad/v1"
 	"github.com/quotad/quotad/server"
-	"github.com/quotad/quotad/server/limiter"
 )
 
 // A partition, in-process: three nodes with real memberlist, real gRPC servers on

@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	statev1 "github.com/quotad/quotad/proto/quotad/state/v1"
 	quotadv1 "github.com/quotad/quotad/proto/quotad/v1"
 )
 
@@ -20,8 +21,8 @@ import (
 type simMsg struct {
 	at    int64 // real time of delivery
 	to    string
-	data  []byte              // a heartbeat, or
-	state *quotadv1.PoolState // a replica or handoff (see engine_sim_test.go)
+	data  []byte             // a heartbeat, or
+	state *statev1.PoolState // a replica or handoff (see engine_sim_test.go)
 	from  string
 	final bool // a handoff
 }

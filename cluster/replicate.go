@@ -9,8 +9,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/quotad/quotad/internal/clock"
+	"github.com/quotad/quotad/limiter"
+	statev1 "github.com/quotad/quotad/proto/quotad/state/v1"
 	quotadv1 "github.com/quotad/quotad/proto/quotad/v1"
-	"github.com/quotad/quotad/server/limiter"
 )
 
 // Replication: an owner sends the state of the pools that changed to each pool's
@@ -119,7 +120,7 @@ func (r *Replicator) Round(ctx context.Context) {
 	}
 	now := r.opts.Clock.Now()
 	due := func(pool string) bool { return !now.Before(r.nextAt[pool]) }
-	byHeir := map[string][]*quotadv1.PoolState{}
+	byHeir := map[string][]*statev1.PoolState{}
 	for _, st := range r.lim.SnapshotChanged(r.versions, now, due) {
 		r.nextAt[st.GetPool()] = now.Add(r.pace(proto.Size(st)))
 		if addr, ok := r.heir(st.GetPool()); ok {
@@ -162,7 +163,7 @@ func (r *Replicator) pace(size int) time.Duration {
 }
 
 // send delivers states to addr in calls of at most MaxBatchBytes.
-func (r *Replicator) send(ctx context.Context, addr string, states []*quotadv1.PoolState) error {
+func (r *Replicator) send(ctx context.Context, addr string, states []*statev1.PoolState) error {
 	conn, err := r.conns.Get(addr)
 	if err != nil {
 		return err
@@ -193,7 +194,7 @@ func (r *Replicator) close() {
 
 // Replica is a pool's state as its heir received it.
 type Replica struct {
-	State   *quotadv1.PoolState
+	State   *statev1.PoolState
 	From    string
 	Arrived time.Time // by the heir's clock
 	// Handoff: the sender had stopped granting for the pool when it took State
@@ -230,7 +231,7 @@ func (s *ReplicaStore) Handoff(ctx context.Context, req *quotadv1.HandoffRequest
 }
 
 // store keeps the states it should and returns how many.
-func (s *ReplicaStore) store(from string, states []*quotadv1.PoolState, handoff bool) uint32 {
+func (s *ReplicaStore) store(from string, states []*statev1.PoolState, handoff bool) uint32 {
 	now := s.clock.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -10,8 +10,9 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/quotad/quotad/internal/clock"
+	"github.com/quotad/quotad/limiter"
+	statev1 "github.com/quotad/quotad/proto/quotad/state/v1"
 	quotadv1 "github.com/quotad/quotad/proto/quotad/v1"
-	"github.com/quotad/quotad/server/limiter"
 )
 
 var replPools = map[string]limiter.Config{"p": {
@@ -93,11 +94,11 @@ func TestReplicationSendsChangesAndTakeoverStartsFromThem(t *testing.T) {
 	}
 	// The owner held 49 of 60 per minute: the old owner could have granted all 49
 	// more before it stopped, so the heir charges them to both limits.
-	if minute, day := st.Limits[0].GetLevel(), st.Limits[1].GetLevel(); minute != 0 || day != 1000-11-49 {
+	if minute, day := st.Limits[0].Level, st.Limits[1].Level; minute != 0 || day != 1000-11-49 {
 		t.Errorf("after takeover: per minute %d, per day %d; want 0 and %d", minute, day, 1000-11-49)
 	}
-	if st.GetInFlight() != 11 {
-		t.Errorf("in flight %d after takeover, want the owner's 11 open leases", st.GetInFlight())
+	if st.InFlight != 11 {
+		t.Errorf("in flight %d after takeover, want the owner's 11 open leases", st.InFlight)
 	}
 }
 
@@ -142,7 +143,7 @@ func TestReplicaStoreKeepsTheNewest(t *testing.T) {
 	store := NewReplicaStore(clock.Real())
 	ctx := context.Background()
 	send := func(from string, version uint64) uint32 {
-		resp, err := store.Replicate(ctx, &quotadv1.ReplicateRequest{From: from, Pools: []*quotadv1.PoolState{{Pool: "p", FormatVersion: 1, Version: version}}})
+		resp, err := store.Replicate(ctx, &quotadv1.ReplicateRequest{From: from, Pools: []*statev1.PoolState{{Pool: "p", FormatVersion: 1, Version: version}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -151,7 +152,7 @@ func TestReplicaStoreKeepsTheNewest(t *testing.T) {
 	if send("a", 5) != 1 || send("a", 4) != 0 || send("a", 6) != 1 || send("b", 1) != 1 {
 		t.Error("store kept an older state from the same sender, or refused a new sender's")
 	}
-	resp, _ := store.Replicate(ctx, &quotadv1.ReplicateRequest{From: "a", Pools: []*quotadv1.PoolState{{Pool: "q", FormatVersion: limiter.StateFormat + 1}}})
+	resp, _ := store.Replicate(ctx, &quotadv1.ReplicateRequest{From: "a", Pools: []*statev1.PoolState{{Pool: "q", FormatVersion: limiter.StateFormat + 1}}})
 	if resp.GetStored() != 0 {
 		t.Error("stored a state of a newer format")
 	}

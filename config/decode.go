@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/quotad/quotad/provider"
 )
 
 // Size caps on raw input, checked before parsing.
@@ -302,7 +304,7 @@ func decodePool(n *yaml.Node, label poolLabel) (Pool, error) {
 		case "provider":
 			var s string
 			err := decodeString(label, v, path, &s)
-			p.Provider = Provider(s)
+			p.Provider = provider.Name(s)
 			return err
 		case "headroom":
 			p.Headroom = new(float64)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/quotad/quotad/provider"
 )
 
 const validPool = `
@@ -58,7 +60,7 @@ func TestParsePoolErrors(t *testing.T) {
 		{"headroom zero", "name: p\nheadroom: 0\nconcurrent: 1", "", []string{`pool "p": headroom: 0 must be within (0, 1]`}},
 		{"headroom above one", "name: p\nheadroom: 1.2\nconcurrent: 1", "", []string{`pool "p": headroom: 1.2 must be within (0, 1]`}},
 		{"headroom nan", "name: p\nheadroom: .nan\nconcurrent: 1", "", []string{`pool "p": headroom: NaN must be within (0, 1]`}},
-		{"provider", "name: p\nprovider: gemini\nconcurrent: 1", "", []string{`pool "p": provider: "gemini" is not openai, azure, anthropic or generic`}},
+		{"provider", "name: p\nprovider: gemini\nconcurrent: 1", "", []string{`pool "p": provider: "gemini" is not a provider (want generic, openai, azure, anthropic)`}},
 		{"empty name", "concurrent: 1", "", []string{`name: "" must not be empty`}},
 		{"name whitespace", "name: a b\nconcurrent: 1", "", []string{`pool "a b": name: "a b" contains ' '`}},
 		{"name too long", "name: " + strings.Repeat("x", 257) + "\nconcurrent: 1", "", []string{`name: "xxx`, `is 257 bytes; at most 256 are allowed`}},
@@ -167,7 +169,7 @@ tenants:
 	if !py.Equal(pj) {
 		t.Fatalf("YAML and JSON differ:\n%+v\n%+v", py.Canonical(), pj.Canonical())
 	}
-	if py.ProviderStyle() != ProviderOpenAI || py.Limits[1].Amount != 200000 || py.Limits[2].Amount != 10000 {
+	if py.Style().Name() != provider.OpenAI || py.Limits[1].Amount != 200000 || py.Limits[2].Amount != 10000 {
 		t.Fatalf("decoded %+v", py)
 	}
 	cfg := py.Limiter()

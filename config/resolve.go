@@ -8,12 +8,13 @@ import (
 	"slices"
 	"time"
 
-	"github.com/quotad/quotad/server/limiter"
+	"github.com/quotad/quotad/limiter"
+	"github.com/quotad/quotad/provider"
 )
 
 // Defaults applied by Canonical and Limiter.
 const (
-	DefaultProvider     = ProviderGeneric
+	DefaultProvider     = provider.Default
 	DefaultHeadroom     = 1.0
 	DefaultLeaseTTL     = limiter.DefaultLeaseTTL
 	DefaultTombstoneTTL = limiter.DefaultTombstoneTTL
@@ -22,9 +23,6 @@ const (
 	// DefaultMaxOutputTokens is reserved for a call that gives no max_tokens: a
 	// typical completion's cap. Set max_output_tokens to what your calls allow.
 	DefaultMaxOutputTokens = 1024
-	// DefaultCharsPerToken: English text runs about 4 characters per token in the
-	// OpenAI and Anthropic tokenizers, the rule of thumb both providers publish.
-	DefaultCharsPerToken = 4.0
 	// DefaultQuotaExhaustedFor: long enough not to hammer a key whose spend limit is
 	// reached, short enough to notice a raised limit without an operator.
 	DefaultQuotaExhaustedFor = 10 * time.Minute
@@ -46,7 +44,7 @@ func (p Pool) Canonical() Pool {
 	c.TombstoneTTL = orDefault(p.TombstoneTTL, Duration(DefaultTombstoneTTL))
 	c.MaxWaiters = orDefault(p.MaxWaiters, int64(DefaultMaxWaiters))
 	c.MaxOutputTokens = orDefault(p.MaxOutputTokens, int64(DefaultMaxOutputTokens))
-	c.CharsPerToken = orDefault(p.CharsPerToken, DefaultCharsPerToken)
+	c.CharsPerToken = orDefault(p.CharsPerToken, c.Style().CharsPerToken())
 	c.QuotaExhaustedFor = orDefault(p.QuotaExhaustedFor, Duration(DefaultQuotaExhaustedFor))
 	c.Limits = nil
 	for _, l := range p.Limits {
@@ -103,10 +101,8 @@ func (p Pool) Limiter() limiter.Config {
 	return cfg
 }
 
-// ProviderStyle returns the pool's provider, or the default when it is unset.
-func (p Pool) ProviderStyle() Provider {
-	return cmp.Or(p.Provider, DefaultProvider)
-}
+// Style returns the pool's provider style (the default when it names none).
+func (p Pool) Style() provider.Style { return provider.MustLookup(p.Provider) }
 
 // Equal reports whether p and q mean the same configuration: their canonical
 // forms are deeply equal (pointers compared by what they point to).

@@ -4,7 +4,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quotad/quotad/server/limiter"
+	"github.com/quotad/quotad/limiter"
+	"github.com/quotad/quotad/provider"
 )
 
 func TestLimiterDefaults(t *testing.T) {
@@ -42,8 +43,8 @@ limits:
 		cfg.MaxQueueWait != 0 || cfg.Concurrent != 0 || cfg.Shadow || cfg.TenantWeights != nil {
 		t.Errorf("defaults %+v", cfg)
 	}
-	if p.ProviderStyle() != ProviderGeneric {
-		t.Errorf("provider %q", p.ProviderStyle())
+	if p.Style().Name() != provider.Generic {
+		t.Errorf("provider %q", p.Style().Name())
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -101,7 +102,7 @@ func TestEqual(t *testing.T) {
 		{Resource: "tokens", Amount: 5, Per: Period(time.Minute)},
 		{Resource: "requests", Amount: 1, Per: Period(time.Second)},
 	}}
-	b := Pool{Name: "p", Provider: ProviderGeneric, Headroom: new(1.0), Limits: []Limit{
+	b := Pool{Name: "p", Provider: provider.Generic, Headroom: new(1.0), Limits: []Limit{
 		{Resource: "requests", Amount: 1, Per: Period(time.Second), Burst: new(int64(1)), Initial: new(Empty)},
 		{Resource: "tokens", Amount: 5, Per: Period(time.Minute)},
 	}}

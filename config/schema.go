@@ -5,18 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
-)
 
-// Provider is the API style of the provider a pool mirrors. It decides how token
-// reservations are estimated and which rate-limit headers a Report carries.
-type Provider string
-
-// Providers.
-const (
-	ProviderGeneric   Provider = "generic"
-	ProviderOpenAI    Provider = "openai"
-	ProviderAzure     Provider = "azure"
-	ProviderAnthropic Provider = "anthropic"
+	"github.com/quotad/quotad/provider"
 )
 
 // File is the content of a configuration file.
@@ -30,8 +20,10 @@ type File struct {
 // Validate, and resolve with Limiter.
 type Pool struct {
 	Name string `yaml:"name" json:"name"`
-	// Provider defaults to ProviderGeneric.
-	Provider Provider `yaml:"provider,omitempty" json:"provider,omitempty"`
+	// Provider names the pool's provider style (package provider): how token
+	// reservations are estimated and which rate-limit headers a Report carries.
+	// Default provider.Default.
+	Provider provider.Name `yaml:"provider,omitempty" json:"provider,omitempty"`
 	// Headroom scales every amount and burst, in (0, 1]. Default 1.
 	Headroom *float64 `yaml:"headroom,omitempty" json:"headroom,omitempty"`
 	Limits   []Limit  `yaml:"limits,omitempty" json:"limits,omitempty"`
@@ -53,7 +45,7 @@ type Pool struct {
 	// max_tokens. Default DefaultMaxOutputTokens.
 	MaxOutputTokens *int64 `yaml:"max_output_tokens,omitempty" json:"max_output_tokens,omitempty"`
 	// CharsPerToken estimates the tokens of a model with no known encoding.
-	// Default DefaultCharsPerToken.
+	// Default: the provider style's.
 	CharsPerToken *float64 `yaml:"chars_per_token,omitempty" json:"chars_per_token,omitempty"`
 	// CountCacheReads counts Anthropic's cache reads toward the input limit; most
 	// models do not count them. Default false.

@@ -10,8 +10,11 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/quotad/quotad/server/limiter"
+	"github.com/quotad/quotad/provider"
+
 	"gopkg.in/yaml.v3"
+
+	"github.com/quotad/quotad/limiter"
 )
 
 // Bounds checked by Validate.
@@ -126,10 +129,8 @@ func (p Pool) validate(label poolLabel) error {
 	if err := checkName(p.Name); err != nil {
 		bad("name", "%q %v", p.Name, err)
 	}
-	switch p.Provider {
-	case "", ProviderGeneric, ProviderOpenAI, ProviderAzure, ProviderAnthropic:
-	default:
-		bad("provider", "%q is not openai, azure, anthropic or generic", p.Provider)
+	if _, err := provider.Lookup(p.Provider); err != nil {
+		bad("provider", "%v", err)
 	}
 	if h := p.Headroom; h != nil && !(*h > 0 && *h <= 1) {
 		bad("headroom", "%v must be within (0, 1]", *h)

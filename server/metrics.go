@@ -1,11 +1,14 @@
 package server
 
 import (
+	"strings"
 	"sync"
+
+	quotadv1 "github.com/quotad/quotad/proto/quotad/v1"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/quotad/quotad/server/limiter"
+	"github.com/quotad/quotad/limiter"
 )
 
 // Metrics are one server's Prometheus metrics, registered on its own registry (no
@@ -124,12 +127,20 @@ func (m *Metrics) granted(pool, tenant string, g limiter.Grant) {
 	s.wait.Observe(g.Waited.Seconds())
 }
 
-// refused counts a refusal. Requests naming no known pool are counted under the
-// pool label "_unknown", so bogus names cannot grow the metrics.
+// Labels of refusals beyond the error reasons (see reasonLabel).
+var (
+	// unknownPool is the pool label of requests that name no pool of this node
+	// (or are invalid), so that bogus names cannot grow the metrics.
+	unknownPool = "_unknown"
+	// reasonInvalid labels requests that fail validation.
+	reasonInvalid = strings.ToLower(quotadv1.ErrorReason_INVALID_REQUEST.String())
+	// reasonMaxWait labels Acquires refused by their wait budget: an answer,
+	// not an error.
+	reasonMaxWait = "max_wait"
+)
+
+// refused counts a refusal in pool (a configured pool's name, or unknownPool).
 func (m *Metrics) refused(pool, reason string) {
-	if reason == "invalid" || reason == "not_found" {
-		pool = "_unknown"
-	}
 	m.refusals.WithLabelValues(pool, reason).Inc()
 }
 
@@ -187,14 +198,14 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(c.waiters, float64(s.Waiters))
 		gauge(c.inFlight, float64(s.InFlight))
-		gauge(c.paused, s.PausedFor.AsDuration().Seconds())
-		ch <- prometheus.MustNewConstMetric(c.shadowWait, prometheus.CounterValue, s.ShadowWaitTotal.AsDuration().Seconds(), name)
+		gauge(c.paused, s.PausedFor.Seconds())
+		ch <- prometheus.MustNewConstMetric(c.shadowWait, prometheus.CounterValue, s.ShadowWaitTotal.Seconds(), name)
 		ch <- prometheus.MustNewConstMetric(c.unreported, prometheus.CounterValue, float64(s.UnreportedLeases), name)
 		for _, l := range s.Limits {
-			period := l.Period.AsDuration().String()
-			gauge(c.level, float64(l.Level), l.Resource, period)
-			gauge(c.debt, float64(l.Debt), l.Resource, period)
-			gauge(c.capacity, float64(l.Capacity), l.Resource, period)
+			resource, period := l.Resource.String(), l.Period.String()
+			gauge(c.level, float64(l.Level), resource, period)
+			gauge(c.debt, float64(l.Debt), resource, period)
+			gauge(c.capacity, float64(l.Capacity), resource, period)
 		}
 	}
 }

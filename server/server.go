@@ -5,32 +5,29 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/quotad/quotad/config"
+	"github.com/quotad/quotad/limiter"
 	quotadv1 "github.com/quotad/quotad/proto/quotad/v1"
-	"github.com/quotad/quotad/server/limiter"
-	"github.com/quotad/quotad/server/tokens"
+	"github.com/quotad/quotad/provider"
+	"github.com/quotad/quotad/tokens"
 )
 
-// Server is the QuotaService. It is safe for concurrent use.
+// Server is the QuotaService. It is safe for concurrent use. The pools'
+// definitions live in the engine (each pool's config.Pool is its limiter.Config's
+// Definition), so that what the server reads of a pool (its provider style and
+// token settings) is always what the engine enforces.
 type Server struct {
 	quotadv1.UnimplementedQuotaServiceServer
 	lim     *limiter.Limiter
 	metrics *Metrics
 	log     *slog.Logger
-	// pools holds the definitions in force (canonical), replaced whole by Apply.
-	pools atomic.Pointer[map[string]config.Pool]
 	// rejections lists the config source's refused values; nil for none.
 	rejections atomic.Pointer[func() []config.Rejection]
 }
@@ -41,44 +38,31 @@ func (s *Server) SetRejections(fn func() []config.Rejection) { s.rejections.Stor
 
 // New returns a Server deciding with lim.
 func New(lim *limiter.Limiter, metrics *Metrics, log *slog.Logger) *Server {
-	s := &Server{lim: lim, metrics: metrics, log: log}
-	s.pools.Store(&map[string]config.Pool{})
-	return s
+	return &Server{lim: lim, metrics: metrics, log: log}
 }
 
 // Apply puts a configuration snapshot in force: the engine's pools follow it (see
-// limiter.Limiter.Apply), and so do the provider styles and token settings the
-// server reads. On error, the pools the engine refused keep their last good
-// definition here too.
+// limiter.Limiter.Apply). A pool the engine refuses keeps its last good
+// definition, provider settings included.
 func (s *Server) Apply(snap config.Snapshot) error {
 	cfgs := make(map[string]limiter.Config, len(snap.Pools))
 	for name, p := range snap.Pools {
-		cfgs[name] = p.Limiter()
+		cfg := p.Limiter()
+		cfg.Definition = p
+		cfgs[name] = cfg
 	}
-	err := s.lim.Apply(cfgs)
-	var refused *limiter.ApplyError
-	errors.As(err, &refused)
-	old := *s.pools.Load()
-	pools := make(map[string]config.Pool, len(snap.Pools))
-	for name, p := range snap.Pools {
-		if refused != nil && refused.Refused[name] != nil {
-			prev, ok := old[name]
-			if !ok {
-				continue // never created
-			}
-			p = prev
-		}
-		pools[name] = p
-	}
-	s.pools.Store(&pools)
-	return err
+	return s.lim.Apply(cfgs)
 }
 
-// pool returns the definition of the named pool.
+// pool returns the definition in force of the named pool.
 func (s *Server) pool(name string) (config.Pool, error) {
-	p, ok := (*s.pools.Load())[name]
+	def, err := s.lim.Definition(name)
+	if err != nil {
+		return config.Pool{}, err
+	}
+	p, ok := def.(config.Pool)
 	if !ok {
-		return p, fmt.Errorf("%w: %q", limiter.ErrPoolNotFound, name)
+		return config.Pool{}, fmt.Errorf("%w: %q has no definition", limiter.ErrPoolNotFound, name)
 	}
 	return p, nil
 }
@@ -86,8 +70,8 @@ func (s *Server) pool(name string) (config.Pool, error) {
 // poolLabel is the metrics label of a requested pool: its name when the node has
 // it, else "_unknown", so that requests cannot grow the metrics.
 func (s *Server) poolLabel(name string) string {
-	if _, err := s.pool(name); err != nil {
-		return "_unknown"
+	if _, err := s.lim.Definition(name); err != nil {
+		return unknownPool
 	}
 	return name
 }
@@ -95,33 +79,33 @@ func (s *Server) poolLabel(name string) string {
 // Acquire implements QuotaService.Acquire.
 func (s *Server) Acquire(ctx context.Context, r *quotadv1.AcquireRequest) (*quotadv1.AcquireResponse, error) {
 	if err := validateAcquire(r); err != nil {
-		s.metrics.refused(r.GetPool(), "invalid")
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+		s.metrics.refused(unknownPool, reasonInvalid)
+		return nil, invalid(err)
 	}
 	req := limiter.Request{
 		Tenant:    r.GetTenant(),
-		Cost:      limiter.Cost{Requests: r.GetCost().GetRequests(), InputTokens: r.GetCost().GetInputTokens(), OutputTokens: r.GetCost().GetOutputTokens()},
+		Cost:      costOf(r.GetCost()),
 		MaxWait:   maxWait(ctx, r),
 		RequestID: r.GetRequestId(),
 	}
 	if r.GetPrompt() != nil {
 		p, err := s.pool(r.GetPool())
 		if err != nil {
-			s.metrics.refused(r.GetPool(), "not_found")
+			s.metrics.refused(unknownPool, reasonLabel(err))
 			return nil, toStatus(err)
 		}
 		if req.Cost, err = reserve(p, r); err != nil {
-			s.metrics.refused(r.GetPool(), "invalid")
-			return nil, status.Error(codes.InvalidArgument, err.Error())
+			s.metrics.refused(r.GetPool(), reasonInvalid)
+			return nil, invalid(err)
 		}
 	}
 	d, err := s.lim.Acquire(ctx, r.GetPool(), req)
 	if err != nil {
-		s.metrics.refused(s.poolLabel(r.GetPool()), reason(err))
+		s.metrics.refused(s.poolLabel(r.GetPool()), reasonLabel(err))
 		return nil, toStatus(err)
 	}
 	if !d.Granted {
-		s.metrics.refused(r.GetPool(), "max_wait")
+		s.metrics.refused(r.GetPool(), reasonMaxWait)
 		return &quotadv1.AcquireResponse{Sequence: d.Seq, RetryAfter: durationpb.New(d.RetryAfter)}, nil
 	}
 	g := d.Grant
@@ -129,7 +113,7 @@ func (s *Server) Acquire(ctx context.Context, r *quotadv1.AcquireRequest) (*quot
 	resp := &quotadv1.AcquireResponse{
 		Granted:  true,
 		GrantId:  g.ID().String(),
-		Cost:     &quotadv1.Cost{Requests: g.Cost.Requests, InputTokens: g.Cost.InputTokens, OutputTokens: g.Cost.OutputTokens},
+		Cost:     costMessage(g.Cost),
 		LeaseTtl: durationpb.New(g.LeaseTTL),
 		Sequence: g.Seq,
 		Shadow:   g.Shadow,
@@ -164,7 +148,7 @@ func maxWait(ctx context.Context, r *quotadv1.AcquireRequest) time.Duration {
 func (s *Server) Report(ctx context.Context, r *quotadv1.ReportRequest) (*quotadv1.ReportResponse, error) {
 	id, err := validateReport(r)
 	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+		return nil, invalid(err)
 	}
 	p, err := s.pool(r.GetPool())
 	if err != nil {
@@ -172,7 +156,7 @@ func (s *Server) Report(ctx context.Context, r *quotadv1.ReportRequest) (*quotad
 	}
 	// The engine applies the provider's view first: it describes the call as
 	// admitted, before the settlement of its estimate.
-	fb, pause := s.providerFeedback(p, r, r.GetRetryAfter().AsDuration())
+	fb, pause := s.providerFeedback(p, r)
 	outcome := outcomes[r.GetOutcome()]
 	res, err := s.lim.ReportWithFeedback(r.GetPool(), id, settledUsage(p, r.GetUsage()), outcome, pause, fb)
 	if err != nil {
@@ -186,17 +170,14 @@ func (s *Server) Report(ctx context.Context, r *quotadv1.ReportRequest) (*quotad
 	if outcome == limiter.RateLimited {
 		s.metrics.providerLimit.WithLabelValues(r.GetPool()).Inc()
 	}
-	return &quotadv1.ReportResponse{
-		Settlement: settlement,
-		Charged:    &quotadv1.Cost{Requests: res.Charged.Requests, InputTokens: res.Charged.InputTokens, OutputTokens: res.Charged.OutputTokens},
-	}, nil
+	return &quotadv1.ReportResponse{Settlement: settlement, Charged: costMessage(res.Charged)}, nil
 }
 
 // Renew implements QuotaService.Renew.
 func (s *Server) Renew(ctx context.Context, r *quotadv1.RenewRequest) (*quotadv1.RenewResponse, error) {
 	id, err := validateGrant(r.GetPool(), r.GetGrantId())
 	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+		return nil, invalid(err)
 	}
 	ttl, err := s.lim.Renew(r.GetPool(), id)
 	if err != nil {
@@ -208,15 +189,12 @@ func (s *Server) Renew(ctx context.Context, r *quotadv1.RenewRequest) (*quotadv1
 // CountTokens implements QuotaService.CountTokens.
 func (s *Server) CountTokens(ctx context.Context, r *quotadv1.CountTokensRequest) (*quotadv1.CountTokensResponse, error) {
 	if err := checkString("model", r.GetModel(), maxTenant, false); err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+		return nil, invalid(err)
 	}
-	counter, err := tokens.NewCounter()
+	// No pool: the tokenizer is the one any style knows for the model.
+	count, _, err := countPrompt(provider.MustLookup(provider.Default), tokens.DefaultCharsPerToken, r.GetModel(), r.GetPrompt())
 	if err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
-	}
-	count, _, err := countPrompt(counter, r.GetModel(), r.GetPrompt())
-	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+		return nil, invalid(err)
 	}
 	return &quotadv1.CountTokensResponse{Tokens: count.Tokens, Encoding: count.Encoding, Estimated: count.Estimated}, nil
 }
@@ -224,14 +202,15 @@ func (s *Server) CountTokens(ctx context.Context, r *quotadv1.CountTokensRequest
 // GetPool implements QuotaService.GetPool.
 func (s *Server) GetPool(ctx context.Context, r *quotadv1.GetPoolRequest) (*quotadv1.PoolStatus, error) {
 	if err := checkString("pool", r.GetPool(), maxPoolName, true); err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+		return nil, invalid(err)
 	}
-	st, err := s.lim.Status(r.GetPool())
+	status, err := s.lim.Status(r.GetPool())
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	st := poolStatusMessage(r.GetPool(), status)
 	if p, err := s.pool(r.GetPool()); err == nil {
-		st.Provider = string(p.ProviderStyle())
+		st.Provider = string(p.Style().Name())
 	}
 	if fn := s.rejections.Load(); fn != nil {
 		for _, rej := range (*fn)() {
@@ -241,50 +220,4 @@ func (s *Server) GetPool(ctx context.Context, r *quotadv1.GetPoolRequest) (*quot
 		}
 	}
 	return st, nil
-}
-
-// errorCodes maps engine errors to gRPC codes, most specific first.
-var errorCodes = []struct {
-	err    error
-	code   codes.Code
-	reason string
-}{
-	{limiter.ErrPoolNotFound, codes.NotFound, "not_found"},
-	{limiter.ErrPoolRemoved, codes.NotFound, "pool_removed"},
-	{limiter.ErrGrantNotFound, codes.NotFound, "grant_not_found"},
-	{limiter.ErrCostTooLarge, codes.FailedPrecondition, "cost_too_large"},
-	{limiter.ErrQuotaExhausted, codes.FailedPrecondition, "quota_exhausted"},
-	{limiter.ErrQueueFull, codes.ResourceExhausted, "queue_full"},
-	{limiter.ErrRequestIDReused, codes.InvalidArgument, "invalid"},
-	{limiter.ErrInvalidCost, codes.InvalidArgument, "invalid"},
-	{limiter.ErrInvalidUsage, codes.InvalidArgument, "invalid"},
-	{limiter.ErrClosed, codes.Unavailable, "shutting_down"},
-	{limiter.ErrNotOwner, codes.Aborted, "not_owner"},
-	{limiter.ErrFenced, codes.Unavailable, "fenced"},
-	{context.Canceled, codes.Canceled, "cancelled"},
-	{context.DeadlineExceeded, codes.DeadlineExceeded, "deadline"},
-}
-
-// toStatus maps an engine error to its status, with an ErrorInfo whose reason
-// (e.g. QUOTA_EXHAUSTED, COST_TOO_LARGE) tells apart answers that share a code.
-func toStatus(err error) error {
-	for _, e := range errorCodes {
-		if errors.Is(err, e.err) {
-			st := status.New(e.code, err.Error())
-			if d, derr := st.WithDetails(&errdetails.ErrorInfo{Reason: strings.ToUpper(e.reason), Domain: "quotad"}); derr == nil {
-				st = d
-			}
-			return st.Err()
-		}
-	}
-	return status.Error(codes.Internal, err.Error())
-}
-
-func reason(err error) string {
-	for _, e := range errorCodes {
-		if errors.Is(err, e.err) {
-			return e.reason
-		}
-	}
-	return "internal"
 }

@@ -18,8 +18,8 @@ import (
 
 	"github.com/quotad/quotad/internal/clock"
 	"github.com/quotad/quotad/internal/configtest"
+	"github.com/quotad/quotad/limiter"
 	quotadv1 "github.com/quotad/quotad/proto/quotad/v1"
-	"github.com/quotad/quotad/server/limiter"
 )
 
 const testPools = `

@@ -9,8 +9,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	quotadv1 "github.com/quotad/quotad/proto/quotad/v1"
-	"github.com/quotad/quotad/server/limiter"
+	"github.com/quotad/quotad/limiter"
+	statev1 "github.com/quotad/quotad/proto/quotad/state/v1"
 )
 
 // stateFileName is the file, in the state directory, that holds every pool's state.
@@ -19,7 +19,7 @@ const stateFileName = "pools.state"
 // SaveState writes the state of every pool of lim to dir, atomically (a reader sees
 // the old file or the new one, never half of one).
 func SaveState(dir string, lim *limiter.Limiter, wall time.Time) error {
-	data, err := proto.Marshal(&quotadv1.StateFile{Pools: lim.Snapshot(wall)})
+	data, err := proto.Marshal(&statev1.StateFile{Pools: lim.Snapshot(wall)})
 	if err != nil {
 		return fmt.Errorf("encode pool state: %w", err)
 	}
@@ -59,7 +59,7 @@ func LoadState(dir string, lim *limiter.Limiter, wall time.Time) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("read pool state: %w", err)
 	}
-	var file quotadv1.StateFile
+	var file statev1.StateFile
 	if err := proto.Unmarshal(data, &file); err != nil {
 		return 0, fmt.Errorf("decode pool state %s: %w", filepath.Join(dir, stateFileName), err)
 	}

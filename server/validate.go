@@ -5,8 +5,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/quotad/quotad/limiter"
 	quotadv1 "github.com/quotad/quotad/proto/quotad/v1"
-	"github.com/quotad/quotad/server/limiter"
 )
 
 // Bounds on request strings: long enough for any real name, short enough that a

@@ -183,7 +183,7 @@ func (cfg *Config) limitsFor(key, model string) Limits {
 
 func (l Limits) validate() error {
 	if l.Period < 0 {
-		return errors.New("Period is negative")
+		return errors.New("period is negative")
 	}
 	rates := []struct {
 		name string

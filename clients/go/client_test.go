@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -156,29 +160,44 @@ func TestReportAndRenewRetryNextAddress(t *testing.T) {
 
 func TestErrorMapping(t *testing.T) {
 	tests := []struct {
-		code codes.Code
-		msg  string
-		want error
+		code   codes.Code
+		reason quotadv1.ErrorReason
+		want   error
 	}{
-		{codes.NotFound, "server says why", ErrPoolNotFound},
-		{codes.FailedPrecondition, "server says why", ErrCostTooLarge},
-		{codes.FailedPrecondition, "provider quota exhausted: insufficient_quota (for 10m0s more)", ErrQuotaExhausted},
-		{codes.ResourceExhausted, "server says why", ErrQueueFull},
-		{codes.InvalidArgument, "server says why", ErrInvalid},
+		{codes.InvalidArgument, quotadv1.ErrorReason_INVALID_REQUEST, ErrInvalid},
+		{codes.InvalidArgument, quotadv1.ErrorReason_REQUEST_ID_REUSED, ErrRequestIDReused},
+		{codes.NotFound, quotadv1.ErrorReason_POOL_NOT_FOUND, ErrPoolNotFound},
+		{codes.NotFound, quotadv1.ErrorReason_POOL_REMOVED, ErrPoolRemoved},
+		{codes.NotFound, quotadv1.ErrorReason_GRANT_NOT_FOUND, ErrGrantNotFound},
+		{codes.FailedPrecondition, quotadv1.ErrorReason_COST_TOO_LARGE, ErrCostTooLarge},
+		{codes.FailedPrecondition, quotadv1.ErrorReason_QUOTA_EXHAUSTED, ErrQuotaExhausted},
+		{codes.ResourceExhausted, quotadv1.ErrorReason_QUEUE_FULL, ErrQueueFull},
+		{codes.ResourceExhausted, quotadv1.ErrorReason_REQUEST_TOO_LARGE, ErrRequestTooLarge},
+		// No reason (an older server, a proxy): the code decides.
+		{codes.NotFound, quotadv1.ErrorReason_ERROR_REASON_UNSPECIFIED, ErrPoolNotFound},
+		{codes.InvalidArgument, quotadv1.ErrorReason_ERROR_REASON_UNSPECIFIED, ErrInvalid},
 	}
 	for _, tt := range tests {
-		t.Run(tt.want.Error(), func(t *testing.T) {
+		t.Run(tt.reason.String(), func(t *testing.T) {
 			srv := newFakeServer()
 			srv.acquireFn = func(context.Context, *quotadv1.AcquireRequest) (*quotadv1.AcquireResponse, error) {
-				return nil, status.Error(tt.code, tt.msg)
+				if tt.reason == quotadv1.ErrorReason_ERROR_REASON_UNSPECIFIED {
+					return nil, status.Error(tt.code, "server says why")
+				}
+				return nil, tt.reason.Error(tt.code, "server says why")
 			}
 			c := dial(t, []string{serve(t, srv)})
 			_, err := c.Acquire(testContext(t), "p", Cost{Requests: 1})
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
 			}
-			if status.Code(err) != tt.code || !strings.Contains(err.Error(), tt.msg) {
-				t.Errorf("err = %v: want the server's status and message kept", err)
+			for _, other := range reasonErrors {
+				if other != tt.want && errors.Is(err, other) {
+					t.Errorf("err = %v is also %v", err, other)
+				}
+			}
+			if status.Code(err) != tt.code || !strings.Contains(err.Error(), "server says why") || Reason(err) != tt.reason {
+				t.Errorf("err = %v (reason %v): want the server's status, message and reason kept", err, Reason(err))
 			}
 		})
 	}
@@ -444,5 +463,32 @@ func TestDialRejectsBadOptions(t *testing.T) {
 	}
 	if _, err := Dial(ctx, nil); !errors.Is(err, ErrInvalid) {
 		t.Errorf("no address: err = %v, want ErrInvalid", err)
+	}
+}
+
+func TestDialOptionsReachTheConnections(t *testing.T) {
+	srv := newFakeServer()
+	var methods []string
+	var mu sync.Mutex
+	record := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		mu.Lock()
+		methods = append(methods, method)
+		mu.Unlock()
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+	c := dial(t, []string{serve(t, srv)},
+		WithTransportCredentials(insecure.NewCredentials()),
+		WithDialOptions(grpc.WithUnaryInterceptor(record)))
+	g, err := c.Acquire(testContext(t), "p", Cost{Requests: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Report(testContext(t), Usage{}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{quotadv1.QuotaService_Acquire_FullMethodName, quotadv1.QuotaService_Report_FullMethodName}; !slices.Equal(methods, want) {
+		t.Errorf("the dial option's interceptor saw %v, want %v", methods, want)
 	}
 }

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	quotadv1 "github.com/quotad/quotad/proto/quotad/v1"
 )
 
 // Errors returned by the client, to test with errors.Is. An error answered by
@@ -31,8 +31,21 @@ var (
 	// pool's max_queue_wait (gRPC RESOURCE_EXHAUSTED).
 	ErrQueueFull = errors.New("quotad: queue full")
 	// ErrInvalid: the request is invalid, for example a negative cost or absurd
-	// usage (gRPC INVALID_ARGUMENT); Dial also returns it for bad options.
+	// usage (gRPC INVALID_ARGUMENT, INVALID_REQUEST); Dial also returns it for bad
+	// options.
 	ErrInvalid = errors.New("quotad: invalid request")
+	// ErrRequestIDReused: a request id came back with another cost or tenant
+	// (gRPC INVALID_ARGUMENT, REQUEST_ID_REUSED).
+	ErrRequestIDReused = errors.New("quotad: request id reused with a different request")
+	// ErrPoolRemoved: the pool was removed from the configuration while the call
+	// waited (gRPC NOT_FOUND).
+	ErrPoolRemoved = errors.New("quotad: pool removed")
+	// ErrGrantNotFound: no open lease or tombstone knows the grant (gRPC
+	// NOT_FOUND on Renew).
+	ErrGrantNotFound = errors.New("quotad: grant not found")
+	// ErrRequestTooLarge: the request is larger than the node accepts (gRPC
+	// RESOURCE_EXHAUSTED).
+	ErrRequestTooLarge = errors.New("quotad: request too large")
 	// ErrUnavailable: no node of quotad could be reached; it wraps the last error
 	// from a node.
 	ErrUnavailable = errors.New("quotad: no node reachable")
@@ -44,9 +57,38 @@ var (
 	ErrNotSent = errors.New("quotad: call not sent to the provider")
 )
 
-// quotaExhaustedMessage starts the message of quotad's answer to an Acquire in a
-// pool whose provider quota is spent.
-const quotaExhaustedMessage = "provider quota exhausted"
+// reasonErrors maps quotad's error reasons (errors.proto) to the sentinels
+// callers test for. Reasons the client retries on another node (SHUTTING_DOWN,
+// FENCED, NO_OWNER: code UNAVAILABLE) end, when no node serves, in ErrUnavailable.
+var reasonErrors = map[quotadv1.ErrorReason]error{
+	quotadv1.ErrorReason_INVALID_REQUEST:   ErrInvalid,
+	quotadv1.ErrorReason_REQUEST_ID_REUSED: ErrRequestIDReused,
+	quotadv1.ErrorReason_POOL_NOT_FOUND:    ErrPoolNotFound,
+	quotadv1.ErrorReason_POOL_REMOVED:      ErrPoolRemoved,
+	quotadv1.ErrorReason_GRANT_NOT_FOUND:   ErrGrantNotFound,
+	quotadv1.ErrorReason_COST_TOO_LARGE:    ErrCostTooLarge,
+	quotadv1.ErrorReason_QUOTA_EXHAUSTED:   ErrQuotaExhausted,
+	quotadv1.ErrorReason_QUEUE_FULL:        ErrQueueFull,
+	quotadv1.ErrorReason_REQUEST_TOO_LARGE: ErrRequestTooLarge,
+}
+
+// codeErrors are the sentinels of answers that carry no reason, by code: gRPC's
+// own refusals of a request before quotad sees it (a message larger than the
+// node accepts is RESOURCE_EXHAUSTED without a reason, and is not a full queue).
+var codeErrors = map[codes.Code]error{
+	codes.InvalidArgument: ErrInvalid,
+	codes.NotFound:        ErrPoolNotFound,
+}
+
+// Reason returns the error reason quotad gave for err (see errors.proto), or
+// ERROR_REASON_UNSPECIFIED when err carries none.
+func Reason(err error) quotadv1.ErrorReason {
+	var st interface{ GRPCStatus() *status.Status }
+	if !errors.As(err, &st) {
+		return quotadv1.ErrorReason_ERROR_REASON_UNSPECIFIED
+	}
+	return quotadv1.ReasonOf(st.GRPCStatus().Err())
+}
 
 // NotGrantedError is returned by Acquire when quotad predicts a wait longer than
 // WithMaxWait allows (or, with a zero max wait, when the cost does not fit now).
@@ -95,33 +137,11 @@ func (c *Client) wrapErr(ctx context.Context, op, pool string, err error) error 
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return fmt.Errorf("quotad: %s %q: %w", op, pool, ctxErr)
 	}
-	var kind error
-	switch status.Code(err) {
-	case codes.NotFound:
-		kind = ErrPoolNotFound
-	case codes.FailedPrecondition:
-		kind = ErrCostTooLarge
-		// Both answers share the code; the server's ErrorInfo reason tells them
-		// apart (its message too, for servers that send no reason).
-		if errorReason(err) == "QUOTA_EXHAUSTED" || strings.Contains(status.Convert(err).Message(), quotaExhaustedMessage) {
-			kind = ErrQuotaExhausted
+	kind, ok := reasonErrors[quotadv1.ReasonOf(err)]
+	if !ok {
+		if kind, ok = codeErrors[status.Code(err)]; !ok {
+			return fmt.Errorf("quotad: %s %q: %w", op, pool, err)
 		}
-	case codes.ResourceExhausted:
-		kind = ErrQueueFull
-	case codes.InvalidArgument:
-		kind = ErrInvalid
-	default:
-		return fmt.Errorf("quotad: %s %q: %w", op, pool, err)
 	}
 	return fmt.Errorf("%w: %s %q: %w", kind, op, pool, err)
-}
-
-// errorReason returns the ErrorInfo reason of a status error, or "".
-func errorReason(err error) string {
-	for _, d := range status.Convert(err).Details() {
-		if info, ok := d.(*errdetails.ErrorInfo); ok {
-			return info.GetReason()
-		}
-	}
-	return ""
 }

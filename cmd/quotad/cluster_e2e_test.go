@@ -21,6 +21,7 @@ import (
 	"github.com/quotad/quotad/cluster"
 	"github.com/quotad/quotad/internal/clustertest"
 	"github.com/quotad/quotad/internal/testnode"
+	statev1 "github.com/quotad/quotad/proto/quotad/state/v1"
 	quotadv1 "github.com/quotad/quotad/proto/quotad/v1"
 )
 
@@ -403,11 +404,11 @@ func TestClusterDropsGarbage(t *testing.T) {
 	// and from a member's name with absurd content.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	absurd := []*quotadv1.PoolState{
+	absurd := []*statev1.PoolState{
 		{Pool: "hot", FormatVersion: 1 << 30, Version: 1 << 62},
 		{Pool: "", FormatVersion: 1},
 		{Pool: "no-such-pool", FormatVersion: 1},
-		{Pool: "hot", FormatVersion: 1, Buckets: []*quotadv1.BucketState{{Resource: "gold", Period: durationpb.New(-time.Hour), Deficit: durationpb.New(-1000 * time.Hour)}}},
+		{Pool: "hot", FormatVersion: 1, Buckets: []*statev1.BucketState{{Resource: "gold", Period: durationpb.New(-time.Hour), Deficit: durationpb.New(-1000 * time.Hour)}}},
 	}
 	for _, from := range []string{"", "10.255.255.1:7946", "not an address", strings.Repeat("x", 300)} {
 		_, err := target.Peer.Replicate(ctx, &quotadv1.ReplicateRequest{From: from, Pools: absurd})

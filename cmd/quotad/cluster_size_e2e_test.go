@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/quotad/quotad/internal/clustertest"
+	statev1 "github.com/quotad/quotad/proto/quotad/state/v1"
 	quotadv1 "github.com/quotad/quotad/proto/quotad/v1"
 )
 
@@ -32,11 +33,11 @@ func TestClusterPeerStatesMayExceedMaxRecvBytes(t *testing.T) {
 	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "max-recv-bytes") {
 		t.Fatalf("oversized Acquire: %v, want RESOURCE_EXHAUSTED naming max-recv-bytes", err)
 	}
-	st := &quotadv1.PoolState{FormatVersion: 1, Pool: "p"}
+	st := &statev1.PoolState{FormatVersion: 1, Pool: "p"}
 	for i := range 200 {
-		st.Leases = append(st.Leases, &quotadv1.LeaseState{Sequence: uint64(i + 1), RequestId: strings.Repeat("r", 100)})
+		st.Leases = append(st.Leases, &statev1.LeaseState{Sequence: uint64(i + 1), RequestId: strings.Repeat("r", 100)})
 	}
-	if _, err := n.Peer.Replicate(ctx, &quotadv1.ReplicateRequest{From: id, Pools: []*quotadv1.PoolState{st}}); err != nil {
+	if _, err := n.Peer.Replicate(ctx, &quotadv1.ReplicateRequest{From: id, Pools: []*statev1.PoolState{st}}); err != nil {
 		t.Fatalf("a 20 KB state from a member: %v", err)
 	}
 }

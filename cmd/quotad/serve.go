@@ -21,14 +21,13 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/quotad/quotad/cluster"
 	"github.com/quotad/quotad/internal/clock"
+	"github.com/quotad/quotad/limiter"
 	quotadv1 "github.com/quotad/quotad/proto/quotad/v1"
 	"github.com/quotad/quotad/server"
-	"github.com/quotad/quotad/server/limiter"
 )
 
 // serve runs one node until ctx ends (SIGTERM), then shuts down in order: stop
@@ -182,7 +181,8 @@ func limitRequestSize(limit int) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		if m, ok := req.(proto.Message); ok && !strings.HasPrefix(info.FullMethod, peer) {
 			if size := proto.Size(m); size > limit {
-				return nil, status.Errorf(codes.ResourceExhausted, "request of %d bytes exceeds max-recv-bytes (%d)", size, limit)
+				return nil, quotadv1.ErrorReason_REQUEST_TOO_LARGE.Error(codes.ResourceExhausted,
+					fmt.Sprintf("request of %d bytes exceeds max-recv-bytes (%d)", size, limit))
 			}
 		}
 		return handler(ctx, req)

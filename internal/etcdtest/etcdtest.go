@@ -4,7 +4,6 @@ package etcdtest
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/url"
 	"sync"
@@ -195,6 +194,3 @@ func Compact(t testing.TB, c *clientv3.Client) {
 		t.Fatalf("etcdtest: compact at %d: %v", r.Header.Revision, err)
 	}
 }
-
-// String names the server for messages.
-func (s *Server) String() string { return fmt.Sprintf("etcd at %s", s.front.lis.Addr()) }

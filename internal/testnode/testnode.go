@@ -22,9 +22,14 @@ var build struct {
 	err  error
 }
 
-// Binary builds ./cmd/quotad once per test process and returns its path.
+// Binary returns the quotad binary to test: $QUOTAD_BIN when set (`make test`
+// builds it once for every package), else ./cmd/quotad built once per test
+// process.
 func Binary(t testing.TB) string {
 	t.Helper()
+	if path := os.Getenv("QUOTAD_BIN"); path != "" {
+		return path
+	}
 	build.once.Do(func() {
 		dir, err := os.MkdirTemp("", "quotad-bin-")
 		if err != nil {

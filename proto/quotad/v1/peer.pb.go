@@ -7,6 +7,7 @@
 package quotadv1
 
 import (
+	v1 "github.com/quotad/quotad/proto/quotad/state/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -220,8 +221,8 @@ func (*RemoveMemberResponse) Descriptor() ([]byte, []int) {
 type ReplicateRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The sending node's name.
-	From          string       `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
-	Pools         []*PoolState `protobuf:"bytes,2,rep,name=pools,proto3" json:"pools,omitempty"`
+	From          string          `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	Pools         []*v1.PoolState `protobuf:"bytes,2,rep,name=pools,proto3" json:"pools,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -263,7 +264,7 @@ func (x *ReplicateRequest) GetFrom() string {
 	return ""
 }
 
-func (x *ReplicateRequest) GetPools() []*PoolState {
+func (x *ReplicateRequest) GetPools() []*v1.PoolState {
 	if x != nil {
 		return x.Pools
 	}
@@ -319,8 +320,8 @@ func (x *ReplicateResponse) GetStored() uint32 {
 type HandoffRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The sending node's name.
-	From          string       `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
-	Pools         []*PoolState `protobuf:"bytes,2,rep,name=pools,proto3" json:"pools,omitempty"`
+	From          string          `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	Pools         []*v1.PoolState `protobuf:"bytes,2,rep,name=pools,proto3" json:"pools,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -362,7 +363,7 @@ func (x *HandoffRequest) GetFrom() string {
 	return ""
 }
 
-func (x *HandoffRequest) GetPools() []*PoolState {
+func (x *HandoffRequest) GetPools() []*v1.PoolState {
 	if x != nil {
 		return x.Pools
 	}
@@ -666,7 +667,7 @@ var File_quotad_v1_peer_proto protoreflect.FileDescriptor
 
 const file_quotad_v1_peer_proto_rawDesc = "" +
 	"\n" +
-	"\x14quotad/v1/peer.proto\x12\tquotad.v1\x1a\x15quotad/v1/state.proto\"\x13\n" +
+	"\x14quotad/v1/peer.proto\x12\tquotad.v1\x1a\x1bquotad/state/v1/state.proto\"\x13\n" +
 	"\x11GetClusterRequest\"\x93\x01\n" +
 	"\x12GetClusterResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
@@ -677,15 +678,15 @@ const file_quotad_v1_peer_proto_rawDesc = "" +
 	"ownedPools\"%\n" +
 	"\x13RemoveMemberRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x16\n" +
-	"\x14RemoveMemberResponse\"R\n" +
+	"\x14RemoveMemberResponse\"X\n" +
 	"\x10ReplicateRequest\x12\x12\n" +
-	"\x04from\x18\x01 \x01(\tR\x04from\x12*\n" +
-	"\x05pools\x18\x02 \x03(\v2\x14.quotad.v1.PoolStateR\x05pools\"+\n" +
+	"\x04from\x18\x01 \x01(\tR\x04from\x120\n" +
+	"\x05pools\x18\x02 \x03(\v2\x1a.quotad.state.v1.PoolStateR\x05pools\"+\n" +
 	"\x11ReplicateResponse\x12\x16\n" +
-	"\x06stored\x18\x01 \x01(\rR\x06stored\"P\n" +
+	"\x06stored\x18\x01 \x01(\rR\x06stored\"V\n" +
 	"\x0eHandoffRequest\x12\x12\n" +
-	"\x04from\x18\x01 \x01(\tR\x04from\x12*\n" +
-	"\x05pools\x18\x02 \x03(\v2\x14.quotad.v1.PoolStateR\x05pools\")\n" +
+	"\x04from\x18\x01 \x01(\tR\x04from\x120\n" +
+	"\x05pools\x18\x02 \x03(\v2\x1a.quotad.state.v1.PoolStateR\x05pools\")\n" +
 	"\x0fHandoffResponse\x12\x16\n" +
 	"\x06stored\x18\x01 \x01(\rR\x06stored\"\xc1\x02\n" +
 	"\tHeartbeat\x12\x12\n" +
@@ -739,11 +740,11 @@ var file_quotad_v1_peer_proto_goTypes = []any{
 	(*Heartbeat)(nil),            // 8: quotad.v1.Heartbeat
 	(*RecordEntry)(nil),          // 9: quotad.v1.RecordEntry
 	(*Echo)(nil),                 // 10: quotad.v1.Echo
-	(*PoolState)(nil),            // 11: quotad.v1.PoolState
+	(*v1.PoolState)(nil),         // 11: quotad.state.v1.PoolState
 }
 var file_quotad_v1_peer_proto_depIdxs = []int32{
-	11, // 0: quotad.v1.ReplicateRequest.pools:type_name -> quotad.v1.PoolState
-	11, // 1: quotad.v1.HandoffRequest.pools:type_name -> quotad.v1.PoolState
+	11, // 0: quotad.v1.ReplicateRequest.pools:type_name -> quotad.state.v1.PoolState
+	11, // 1: quotad.v1.HandoffRequest.pools:type_name -> quotad.state.v1.PoolState
 	10, // 2: quotad.v1.Heartbeat.echoes:type_name -> quotad.v1.Echo
 	9,  // 3: quotad.v1.Heartbeat.record:type_name -> quotad.v1.RecordEntry
 	9,  // 4: quotad.v1.Heartbeat.removed:type_name -> quotad.v1.RecordEntry
@@ -767,7 +768,6 @@ func file_quotad_v1_peer_proto_init() {
 	if File_quotad_v1_peer_proto != nil {
 		return
 	}
-	file_quotad_v1_state_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

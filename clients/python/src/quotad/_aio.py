@@ -73,6 +73,7 @@ class AsyncGrant(GrantBase):
         headers: Optional[Mapping[str, str]] = None,
         cache_creation_input_tokens: int = 0,
         cache_read_input_tokens: int = 0,
+        provider_error: str = "",
         timeout: Optional[float] = REPORT_TIMEOUT,
     ) -> None:
         """Settles the grant; see :meth:`quotad.Grant.report`."""
@@ -81,7 +82,7 @@ class AsyncGrant(GrantBase):
             if self._nothing_to_send():
                 return
             req = self._report_request(input_tokens, output_tokens, outcome, retry_after, headers,
-                                       cache_creation_input_tokens, cache_read_input_tokens)
+                                       cache_creation_input_tokens, cache_read_input_tokens, provider_error)
             await self._client._call("report", self.pool, "Report", req, deadline_in(timeout))
             self.reported = True
 

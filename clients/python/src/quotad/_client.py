@@ -38,6 +38,7 @@ class Grant(GrantBase):
         headers: Optional[Mapping[str, str]] = None,
         cache_creation_input_tokens: int = 0,
         cache_read_input_tokens: int = 0,
+        provider_error: str = "",
         timeout: Optional[float] = REPORT_TIMEOUT,
     ) -> None:
         """Settles the grant with the call's actual usage and outcome, and stops
@@ -48,13 +49,15 @@ class Grant(GrantBase):
         only rate-limit headers are sent) go with OUTCOME_RATE_LIMITED.
         For Anthropic, ``input_tokens`` is its usage.input_tokens and the cache
         tokens go apart: quotad counts cache creations toward the input limit, and
-        cache reads only where the pool says so (count_cache_reads)."""
+        cache reads only where the pool says so (count_cache_reads).
+        ``provider_error`` is the provider's error type or code on a failed call
+        (e.g. "insufficient_quota"): a spent quota makes the pool fail fast."""
         with self._lock:
             self._client._renewer.remove(self)
             if self._nothing_to_send():
                 return
             req = self._report_request(input_tokens, output_tokens, outcome, retry_after, headers,
-                                       cache_creation_input_tokens, cache_read_input_tokens)
+                                       cache_creation_input_tokens, cache_read_input_tokens, provider_error)
             self._client._call("report", self.pool, "Report", req, deadline_in(timeout))
             self.reported = True
 

@@ -9,7 +9,17 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import grpc
 
-from ._errors import ClientClosed, DeadlineExceeded, InvalidArgument, NotGranted, QuotadError, Unavailable, from_rpc_error
+from ._errors import (
+    ClientClosed,
+    DeadlineExceeded,
+    InvalidArgument,
+    NotGranted,
+    QuotadError,
+    Unavailable,
+    error_class,
+    from_rpc_error,
+    reason_of,
+)
 from ._proto import quotad_pb2_grpc as pb_grpc
 from ._types import (
     DEFAULT_UNAVAILABLE_TIMEOUT,
@@ -176,11 +186,16 @@ class Tries:
         now = time.monotonic()
         if self.client._down or now >= self.give_up:
             self.client._down = True
-            raise Unavailable(
+            reason = reason_of(self.last) if self.last is not None else ""
+            cls = error_class(grpc.StatusCode.UNAVAILABLE, reason)
+            if not issubclass(cls, Unavailable):
+                cls = Unavailable
+            raise cls(
                 f"quotad: {self.op} {self.pool!r}: no node reachable (last: {self.nodes[(self.i - 1) % n].addr}: "
                 f"{self.last.details() if self.last is not None else ''})",
                 pool=self.pool,
                 code=grpc.StatusCode.UNAVAILABLE,
+                reason=reason,
             )
         sleep = min(self.pause, self.give_up - now)
         if self.deadline is not None:
@@ -324,6 +339,7 @@ class GrantBase:
         headers: Optional[Mapping[str, str]],
         cache_creation_input_tokens: int,
         cache_read_input_tokens: int,
+        provider_error: str = "",
     ) -> Any:
         """The Report request; missing token counts are those of set_usage."""
         if input_tokens is None:
@@ -331,7 +347,7 @@ class GrantBase:
         if output_tokens is None:
             output_tokens = self._usage[1]
         return report_request(self.id, self.pool, input_tokens, output_tokens, outcome, retry_after, headers,
-                              cache_creation_input_tokens, cache_read_input_tokens)
+                              cache_creation_input_tokens, cache_read_input_tokens, provider_error)
 
     def _final_outcome(self, exc: Optional[BaseException]) -> Outcome:
         """The outcome reported when the ``with`` block ends, raising ``exc`` or not."""

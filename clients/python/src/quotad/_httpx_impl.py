@@ -251,10 +251,11 @@ def build(hx: Any) -> Tuple[Type[Any], Type[Any]]:
 
         async def _acquire(self, plan: _Plan) -> Any:
             kw = self._acquire_args(plan)
-            if isinstance(self.client, AsyncClient):
-                g = await self.client.acquire(plan.pool, **kw)  # type: ignore[arg-type]
-                return g, g.report
-            g = await asyncio.to_thread(self.client.acquire, plan.pool, **kw)
+            client = self.client
+            if isinstance(client, AsyncClient):
+                ag = await client.acquire(plan.pool, **kw)  # type: ignore[arg-type]
+                return ag, ag.report
+            g = await asyncio.to_thread(client.acquire, plan.pool, **kw)
 
             async def report(**a: Any) -> None:
                 await asyncio.to_thread(g.report, **a)

@@ -156,6 +156,7 @@ def report_request(
     headers: Optional[Mapping[str, str]],
     cache_creation_input_tokens: int = 0,
     cache_read_input_tokens: int = 0,
+    provider_error: str = "",
 ) -> Any:
     if min(input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens) < 0:
         raise InvalidArgument(
@@ -166,13 +167,14 @@ def report_request(
     req = pb.ReportRequest(
         grant_id=grant_id,
         pool=pool,
+        provider_error=provider_error,
         usage=pb.Usage(
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             cache_creation_input_tokens=cache_creation_input_tokens,
             cache_read_input_tokens=cache_read_input_tokens,
         ),
-        outcome=int(outcome),
+        outcome=int(outcome),  # type: ignore[arg-type]
         headers=rate_limit_headers(headers),
     )
     if retry_after is not None and retry_after > 0:

@@ -120,7 +120,7 @@ def _prompt_args(api: str, body: Mapping[str, Any]) -> Any:
         return msgs, None
     if api == "openai.responses":
         inp = body.get("input")
-        msgs: list = []
+        msgs = []
         if body.get("instructions"):
             msgs.append({"role": "system", "content": body["instructions"]})
         if isinstance(inp, str):
